@@ -1,0 +1,45 @@
+"""The one way to write the audit trail."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+
+from accounts.models import AuditEvent, User
+
+
+def client_ip(request: HttpRequest | None) -> str | None:
+    # The socket address only: X-Forwarded-For is client-controlled unless a trusted proxy
+    # sets it, and the reverse proxy in docker-compose overwrites REMOTE_ADDR itself.
+    if request is None:
+        return None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def record(
+    action: str,
+    *,
+    request: HttpRequest | None = None,
+    actor: User | None = None,
+    obj: Any = None,
+    object_type: str = "",
+    object_id: Any = "",
+    patient_id: int | None = None,
+    **detail: Any,
+) -> AuditEvent:
+    if actor is None and request is not None and getattr(request, "user", None) is not None:
+        actor = request.user if request.user.is_authenticated else None
+    if obj is not None:
+        object_type = object_type or obj._meta.label_lower
+        object_id = object_id or obj.pk
+    return AuditEvent.objects.create(
+        actor=actor,
+        actor_email=getattr(actor, "email", "") or detail.pop("email", ""),
+        actor_role=getattr(actor, "role", ""),
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id or ""),
+        patient_id=patient_id,
+        client_ip=client_ip(request),
+        detail=detail,
+    )

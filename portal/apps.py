@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class PortalConfig(AppConfig):
+    """The project package is also an app: home views, workflow services, Celery tasks and
+    the management commands that span apps."""
+
+    name = "portal"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,18 @@
+"""Security headers Django does not set by itself."""
+from __future__ import annotations
+
+from typing import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        return response

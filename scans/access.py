@@ -1,0 +1,40 @@
+"""The one ownership helper: every view that shows patient data fetches it through here.
+
+A user who may not see an object gets 404, never 403, so the portal does not even confirm
+that another patient's study exists.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+
+from scans.models import Patient, Series, Slice, Study
+
+
+def get_study_for(user: Any, pk: int) -> Study:
+    return get_object_or_404(Study.objects.visible_to(user).select_related("patient"), pk=pk)
+
+
+def get_patient_for(user: Any, pk: int) -> Patient:
+    return get_object_or_404(Patient.objects.visible_to(user), pk=pk)
+
+
+def get_series_for(user: Any, pk: int) -> Series:
+    return get_object_or_404(
+        Series.objects.filter(study__in=Study.objects.visible_to(user)).select_related("study"), pk=pk
+    )
+
+
+def get_slice_for(user: Any, pk: int) -> Slice:
+    return get_object_or_404(
+        Slice.objects.filter(series__study__in=Study.objects.visible_to(user)).select_related("series__study"),
+        pk=pk,
+    )
+
+
+def require_clinical_staff(user: Any) -> None:
+    """Radiologist and administrator pages: any other user gets 404 like a missing page."""
+    if not (user.is_authenticated and user.is_active and user.is_clinical_staff):
+        raise Http404

@@ -1,0 +1,447 @@
+"""Clinical data: patient → study → series → slice, AI predictions, reviews, notes,
+patient explanations and the processing jobs that move a study along.
+
+Invariants live in the database as constraints, so a bug in a form or a task cannot
+store a state the portal does not understand.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+TUMOUR_CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
+SHA256_REGEX = r"^[0-9a-f]{64}$"
+
+
+class TumourClass(models.TextChoices):
+    GLIOMA = "glioma", _("Glioma")
+    MENINGIOMA = "meningioma", _("Meningioma")
+    NOTUMOR = "notumor", _("No tumour")
+    PITUITARY = "pituitary", _("Pituitary tumour")
+
+
+# --- Patient ---------------------------------------------------------------------------------
+
+
+class PatientQuerySet(models.QuerySet["Patient"]):
+    def visible_to(self, user: Any) -> "PatientQuerySet":
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_clinical_staff:
+            return self
+        return self.filter(user=user)
+
+
+class Patient(models.Model):
+    mrn = models.CharField(_("MRN"), max_length=64, unique=True)
+    full_name = models.CharField(max_length=200, blank=True)
+    birth_date = models.DateField(null=True, blank=True)
+    sex = models.CharField(max_length=16, blank=True)
+    # A patient account sees exactly this record; a record may exist without an account.
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="patient_record",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = PatientQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["mrn"]
+        constraints = [models.CheckConstraint(condition=~Q(mrn=""), name="patient_mrn_not_empty")]
+
+    def __str__(self) -> str:
+        return f"{self.mrn} {self.full_name}".strip()
+
+
+# --- Study -----------------------------------------------------------------------------------
+
+
+class StudyStatus(models.TextChoices):
+    RECEIVED = "received", _("Received")
+    PROCESSING = "processing", _("Processing")
+    AWAITING_REVIEW = "awaiting_review", _("Awaiting review")
+    SIGNED = "signed", _("Signed")
+    AMENDED = "amended", _("Amended")
+    FAILED = "failed", _("Failed")
+
+
+# Which status may follow which. Re-processing (e.g. a new series added) may send a study
+# back to PROCESSING; a signed report changes only through an amendment.
+STUDY_TRANSITIONS: dict[str, set[str]] = {
+    StudyStatus.RECEIVED: {StudyStatus.PROCESSING, StudyStatus.FAILED},
+    StudyStatus.PROCESSING: {StudyStatus.AWAITING_REVIEW, StudyStatus.FAILED, StudyStatus.PROCESSING},
+    StudyStatus.AWAITING_REVIEW: {StudyStatus.SIGNED, StudyStatus.PROCESSING},
+    StudyStatus.SIGNED: {StudyStatus.AMENDED},
+    StudyStatus.AMENDED: {StudyStatus.AMENDED},
+    StudyStatus.FAILED: {StudyStatus.PROCESSING, StudyStatus.AWAITING_REVIEW},
+}
+
+
+class InvalidTransition(Exception):
+    pass
+
+
+class StudyQuerySet(models.QuerySet["Study"]):
+    def visible_to(self, user: Any) -> "StudyQuerySet":
+        if not user.is_authenticated or not user.is_active:
+            return self.none()
+        if user.is_clinical_staff:
+            return self
+        # Patients see their own studies, and only once a radiologist has signed them.
+        return self.filter(patient__user=user).released()
+
+    def released(self) -> "StudyQuerySet":
+        return self.filter(status__in=[StudyStatus.SIGNED, StudyStatus.AMENDED])
+
+    def awaiting_review(self) -> "StudyQuerySet":
+        return self.filter(status=StudyStatus.AWAITING_REVIEW)
+
+    def in_progress(self) -> "StudyQuerySet":
+        return self.filter(status__in=[StudyStatus.RECEIVED, StudyStatus.PROCESSING])
+
+
+class Study(models.Model):
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="studies")
+    study_instance_uid = models.CharField(max_length=64, unique=True)
+    description = models.CharField(max_length=200, blank=True)
+    study_date = models.DateField(null=True, blank=True)
+    modality = models.CharField(max_length=16, blank=True, default="MR")
+    accession_number = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=20, choices=StudyStatus.choices, default=StudyStatus.RECEIVED)
+    status_detail = models.CharField(max_length=500, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # True when a patient uploaded their own outside scan.
+    patient_submitted = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = StudyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "studies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in StudyStatus]), name="study_status_valid"
+            ),
+            models.CheckConstraint(condition=~Q(study_instance_uid=""), name="study_uid_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Study {self.study_instance_uid}"
+
+    @property
+    def is_released(self) -> bool:
+        return self.status in (StudyStatus.SIGNED, StudyStatus.AMENDED)
+
+    def transition_to(self, new_status: str, detail: str = "") -> None:
+        """Move to `new_status` if the state machine allows it, and save."""
+        if new_status != self.status and new_status not in STUDY_TRANSITIONS[self.status]:
+            raise InvalidTransition(f"Study cannot go from {self.status} to {new_status}.")
+        self.status = new_status
+        self.status_detail = detail[:500]
+        self.save(update_fields=["status", "status_detail", "updated_at"])
+
+    def latest_review(self) -> "Review | None":
+        return self.reviews.filter(signed_at__isnull=False).order_by("-version").first()
+
+
+# --- Series and slices -----------------------------------------------------------------------
+
+
+class Series(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="series")
+    series_instance_uid = models.CharField(max_length=64, unique=True)
+    series_number = models.IntegerField(null=True, blank=True)
+    description = models.CharField(max_length=200, blank=True)
+    modality = models.CharField(max_length=16, blank=True, default="MR")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["series_number", "id"]
+        verbose_name_plural = "series"
+        constraints = [models.CheckConstraint(condition=~Q(series_instance_uid=""), name="series_uid_not_empty")]
+
+    def __str__(self) -> str:
+        return f"Series {self.series_instance_uid}"
+
+    def ordered_slices(self) -> models.QuerySet["Slice"]:
+        return self.slices.order_by("order_index", "id")
+
+
+class SourceFormat(models.TextChoices):
+    DICOM = "dicom", "DICOM"
+    JPEG = "jpeg", "JPEG"
+    PNG = "png", "PNG"
+
+
+class Slice(models.Model):
+    """One stored image instance (one frame of a multi-frame object is one slice)."""
+
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="slices")
+    sop_instance_uid = models.CharField(max_length=80, unique=True)
+    file = models.FileField(upload_to="scans/%Y/%m/%d", max_length=255)
+    sha256 = models.CharField(max_length=64)
+    source_format = models.CharField(max_length=8, choices=SourceFormat.choices)
+    original_filename = models.CharField(max_length=255, blank=True)
+    frame_index = models.PositiveIntegerField(default=0)
+    instance_number = models.IntegerField(null=True, blank=True)
+    # Position along the slice normal (mm) when the geometry is known.
+    slice_location = models.FloatField(null=True, blank=True)
+    order_index = models.PositiveIntegerField(default=0)
+    rows = models.PositiveIntegerField()
+    columns = models.PositiveIntegerField()
+    window_center = models.FloatField(null=True, blank=True)
+    window_width = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["order_index", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(sha256__regex=SHA256_REGEX), name="slice_sha256_hex"),
+            models.CheckConstraint(condition=Q(rows__gt=0) & Q(columns__gt=0), name="slice_dimensions_positive"),
+            models.CheckConstraint(condition=~Q(sop_instance_uid=""), name="slice_uid_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Slice {self.sop_instance_uid}"
+
+
+# --- AI prediction -------------------------------------------------------------------------
+
+
+class Prediction(models.Model):
+    """The classifier's result for one series by one model version."""
+
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="predictions")
+    model_name = models.CharField(max_length=64)
+    model_version = models.CharField(max_length=64)
+    # Empty when the series is not a brain MRI: the model then gives no tumour class.
+    label = models.CharField(max_length=16, blank=True, choices=TumourClass.choices)
+    probabilities = models.JSONField(default=dict)
+    confidence = models.FloatField()
+    is_brain_mri = models.BooleanField(default=True)
+    key_slice = models.ForeignKey(Slice, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    aggregation = models.CharField(max_length=200, blank=True)
+    runtime_ms = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["series", "model_version"], name="prediction_unique_series_model"),
+            models.CheckConstraint(condition=Q(confidence__gte=0) & Q(confidence__lte=1), name="prediction_confidence_range"),
+            models.CheckConstraint(
+                condition=(Q(is_brain_mri=True) & Q(label__in=TUMOUR_CLASSES)) | (Q(is_brain_mri=False) & Q(label="")),
+                name="prediction_label_matches_mri_flag",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label or 'not-mri'} ({self.confidence:.2f}) by {self.model_version}"
+
+    @property
+    def flags_tumour(self) -> bool:
+        return self.is_brain_mri and self.label not in ("", TumourClass.NOTUMOR)
+
+
+class SlicePrediction(models.Model):
+    prediction = models.ForeignKey(Prediction, on_delete=models.CASCADE, related_name="slice_results")
+    slice = models.ForeignKey(Slice, on_delete=models.CASCADE, related_name="predictions")
+    probabilities = models.JSONField(default=dict)
+    is_brain_mri = models.BooleanField(default=True)
+    heatmap = models.FileField(upload_to="heatmaps/%Y/%m/%d", max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["slice__order_index"]
+        constraints = [models.UniqueConstraint(fields=["prediction", "slice"], name="slice_prediction_unique")]
+
+
+# --- Radiologist review, notes, explanation ---------------------------------------------------
+
+
+class ReviewDecision(models.TextChoices):
+    CONFIRM = "confirm", _("Confirm AI result")
+    OVERRIDE = "override", _("Override AI result")
+
+
+class Review(models.Model):
+    """A version of the radiologist's report. Version 1 is the first sign-off; every
+    amendment is a new row, and the old versions are kept untouched."""
+
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="reviews")
+    version = models.PositiveIntegerField(default=1)
+    prediction = models.ForeignKey(Prediction, null=True, blank=True, on_delete=models.SET_NULL, related_name="reviews")
+    decision = models.CharField(max_length=10, choices=ReviewDecision.choices)
+    final_class = models.CharField(max_length=16, choices=TumourClass.choices)
+    reason = models.TextField(blank=True)
+    report_text = models.TextField(blank=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    signed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["study", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "version"], name="review_unique_version"),
+            models.UniqueConstraint(
+                fields=["study"], condition=Q(signed_at__isnull=True), name="review_one_draft_per_study"
+            ),
+            models.CheckConstraint(
+                condition=Q(decision="confirm") | ~Q(reason=""), name="review_override_needs_reason"
+            ),
+            models.CheckConstraint(condition=Q(final_class__in=TUMOUR_CLASSES), name="review_final_class_valid"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="review_version_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Review v{self.version} of {self.study_id}: {self.final_class}"
+
+    @property
+    def is_amendment(self) -> bool:
+        return self.version > 1
+
+
+class AppendOnlyModel(models.Model):
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise PermissionError(f"{type(self).__name__} rows are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise PermissionError(f"{type(self).__name__} rows are append-only.")
+
+
+class ClinicalNote(AppendOnlyModel):
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    text = models.TextField()
+    # A note for the patient is shown on their report once it is signed.
+    for_patient = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.CheckConstraint(condition=~Q(text=""), name="note_text_not_empty")]
+
+
+class ExplanationStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    APPROVED = "approved", _("Approved")
+    SUPERSEDED = "superseded", _("Superseded")
+
+
+class PatientExplanation(models.Model):
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="explanations")
+    review = models.ForeignKey(Review, null=True, blank=True, on_delete=models.SET_NULL, related_name="explanations")
+    final_class = models.CharField(max_length=16, choices=TumourClass.choices, blank=True)
+    language = models.CharField(max_length=10, default="en")
+    text = models.TextField()
+    provider = models.CharField(max_length=20)  # offline | gemini | openai
+    model = models.CharField(max_length=100, blank=True)
+    # The remote provider failed or its text failed the checks, so the offline text was used.
+    fell_back = models.BooleanField(default=False)
+    flagged = models.BooleanField(default=False)
+    flag_reason = models.CharField(max_length=500, blank=True)
+    edited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=12, choices=ExplanationStatus.choices, default=ExplanationStatus.DRAFT)
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    approved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status="approved") | (Q(approved_at__isnull=False) & Q(review__isnull=False)),
+                name="explanation_approved_has_review",
+            ),
+        ]
+
+
+# --- Processing jobs: the database is the record of what is pending --------------------------
+
+
+class JobKind(models.TextChoices):
+    CLASSIFY = "classify", _("Classification")
+    EXPLAIN = "explain", _("Explanation")
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+ACTIVE_JOB_STATES = (JobState.QUEUED, JobState.RUNNING)
+
+
+class JobQuerySet(models.QuerySet["Job"]):
+    def active(self) -> "JobQuerySet":
+        return self.filter(state__in=ACTIVE_JOB_STATES)
+
+    def stale(self, older_than_seconds: float) -> "JobQuerySet":
+        """Jobs queued or running whose last sign of life is older than the timeout: their
+        message may have been lost with the broker or their worker may have died."""
+        cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+        return self.active().filter(updated_at__lt=cutoff)
+
+
+class Job(models.Model):
+    kind = models.CharField(max_length=10, choices=JobKind.choices)
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="jobs")
+    series = models.ForeignKey(Series, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
+    state = models.CharField(max_length=10, choices=JobState.choices, default=JobState.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    celery_task_id = models.CharField(max_length=64, blank=True)
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["queued_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(state__in=[s.value for s in JobState]), name="job_state_valid"),
+            models.CheckConstraint(
+                condition=~Q(kind="classify") | Q(series__isnull=False), name="job_classify_has_series"
+            ),
+            # At most one live job per series (classification) or per study (explanation).
+            models.UniqueConstraint(
+                fields=["kind", "series"],
+                condition=Q(state__in=["queued", "running"], kind="classify"),
+                name="job_one_active_classify_per_series",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "study"],
+                condition=Q(state__in=["queued", "running"], kind="explain"),
+                name="job_one_active_explain_per_study",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.pk} ({self.state})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None

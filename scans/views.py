@@ -1,0 +1,1 @@
+"""Permission-checked file views: slice images, previews, heat maps."""
