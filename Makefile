@@ -50,7 +50,7 @@ audit: dev-deps
 	$(VENV)/bin/pip-audit -r requirements.txt -r requirements-dev.txt
 
 compose-check:
-	docker-compose -f docker-compose.yml config -q
+	DJANGO_SECRET_KEY=$${DJANGO_SECRET_KEY:-validation-only} docker-compose -f docker-compose.yml config -q
 
 worker: deps
 	$(VENV)/bin/celery -A portal worker -Q inference,llm,default --concurrency 1 -l info
