@@ -1,6 +1,8 @@
 from django.urls import path
 
-from portal.uploads import views
+from portal.uploads import status, views
 
 app_name = "uploads"
-urlpatterns: list = []
+urlpatterns: list = [
+    path("studies/<int:pk>/status.json", status.study_status, name="study_status"),
+]
