@@ -14,5 +14,6 @@ urlpatterns = [
     path("uploads/", include("portal.uploads.urls")),
     path("scans/", include("scans.urls")),
     path("api/", include("portal.api.urls")),
+    path("administration/", include("portal.administration.urls")),
     path("django-admin/", admin.site.urls),
 ]

@@ -1,4 +1,18 @@
 from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+
+from portal.api import views
 
 app_name = "api"
-urlpatterns: list = []
+urlpatterns = [
+    path("token/", views.TokenView.as_view(), name="token"),
+    path("patients/", views.PatientList.as_view(), name="patient_list"),
+    path("patients/<int:pk>/", views.PatientDetail.as_view(), name="patient_detail"),
+    path("studies/", views.StudyList.as_view(), name="study_list"),
+    path("studies/<int:pk>/", views.StudyDetail.as_view(), name="study_detail"),
+    path("studies/<int:pk>/report/", views.StudyReport.as_view(), name="study_report"),
+    path("studies/<int:pk>/notes/", views.StudyNotes.as_view(), name="study_notes"),
+    path("studies/<int:pk>/sign-off/", views.StudySignOff.as_view(), name="study_sign_off"),
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
+    path("docs/", views.SwaggerDocsView.as_view(url_name="api:schema"), name="docs"),
+]

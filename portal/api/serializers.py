@@ -1,0 +1,188 @@
+"""Serializers of the REST API. What a patient may see is narrower than what clinical
+staff see: patients get no AI prediction, only the radiologist's signed report."""
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from scans.models import (
+    ExplanationStatus,
+    Patient,
+    Prediction,
+    Review,
+    ReviewDecision,
+    Series,
+    Study,
+    StudyStatus,
+    TumourClass,
+)
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=256, trim_whitespace=False, style={"input_type": "password"})
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+
+
+class PatientSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Patient
+        fields = ["id", "mrn", "full_name", "birth_date", "sex"]
+
+
+class PredictionSummarySerializer(serializers.ModelSerializer):
+    label = serializers.CharField(allow_blank=True, help_text="Empty when the series is not a brain MRI.")
+
+    class Meta:
+        model = Prediction
+        fields = ["label", "confidence", "is_brain_mri", "probabilities", "model_name", "model_version", "created_at"]
+
+
+def _latest_prediction(series: Series) -> Prediction | None:
+    # Prefetched in the view: sort in Python so no query per series.
+    predictions = sorted(series.predictions.all(), key=lambda p: (p.created_at, p.pk), reverse=True)
+    return predictions[0] if predictions else None
+
+
+def _is_staff(context: dict[str, Any]) -> bool:
+    request = context.get("request")
+    return bool(request and request.user.is_authenticated and request.user.is_clinical_staff)
+
+
+class SeriesSerializer(serializers.ModelSerializer):
+    slice_count = serializers.SerializerMethodField()
+    prediction = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Series
+        fields = ["id", "series_instance_uid", "series_number", "description", "modality", "slice_count", "prediction"]
+
+    def get_slice_count(self, series: Series) -> int:
+        return len(series.slices.all())
+
+    @extend_schema_field(PredictionSummarySerializer(allow_null=True))
+    def get_prediction(self, series: Series) -> dict | None:
+        if not _is_staff(self.context):
+            return None
+        prediction = _latest_prediction(series)
+        return PredictionSummarySerializer(prediction).data if prediction else None
+
+
+class StudySerializer(serializers.ModelSerializer):
+    patient = serializers.PrimaryKeyRelatedField(read_only=True)
+    status = serializers.ChoiceField(choices=StudyStatus.choices, read_only=True)
+    prediction = serializers.SerializerMethodField(
+        help_text="The AI result of the study's most confident series; clinical staff only (null for patients)."
+    )
+    final_class = serializers.SerializerMethodField(help_text="The radiologist's signed class, once released.")
+
+    class Meta:
+        model = Study
+        fields = [
+            "id", "patient", "study_instance_uid", "description", "study_date", "modality",
+            "status", "status_detail", "created_at", "prediction", "final_class",
+        ]
+
+    @extend_schema_field(PredictionSummarySerializer(allow_null=True))
+    def get_prediction(self, study: Study) -> dict | None:
+        if not _is_staff(self.context):
+            return None
+        latest = [p for p in (_latest_prediction(s) for s in study.series.all()) if p is not None]
+        if not latest:
+            return None
+        # A tumour-flagging series outranks a "no tumour" one; then the most confident.
+        best = max(latest, key=lambda p: (p.flags_tumour, p.confidence))
+        return PredictionSummarySerializer(best).data
+
+    @extend_schema_field(serializers.ChoiceField(choices=TumourClass.choices, allow_null=True))
+    def get_final_class(self, study: Study) -> str | None:
+        if not study.is_released:
+            return None
+        signed = [r for r in study.reviews.all() if r.signed_at is not None]
+        return max(signed, key=lambda r: r.version).final_class if signed else None
+
+
+class StudyDetailSerializer(StudySerializer):
+    series = SeriesSerializer(many=True, read_only=True)
+
+    class Meta(StudySerializer.Meta):
+        fields = StudySerializer.Meta.fields + ["series"]
+
+
+class PatientNoteSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class ReportSerializer(serializers.Serializer):
+    """The signed report as released to the patient (the latest signed version)."""
+
+    study = serializers.IntegerField()
+    version = serializers.IntegerField()
+    amended = serializers.BooleanField()
+    final_class = serializers.ChoiceField(choices=TumourClass.choices)
+    final_class_display = serializers.CharField()
+    report_text = serializers.CharField(allow_blank=True)
+    signed_by = serializers.CharField()
+    signed_at = serializers.DateTimeField()
+    explanation = serializers.CharField(allow_null=True, help_text="The radiologist-approved plain-language explanation.")
+    notes = PatientNoteSerializer(many=True)
+
+    @staticmethod
+    def build(study: Study, review: Review) -> dict[str, Any]:
+        explanation = (
+            study.explanations.filter(review=review, status=ExplanationStatus.APPROVED).order_by("-approved_at").first()
+        )
+        notes = study.notes.filter(for_patient=True).order_by("created_at", "id")
+        return {
+            "study": study.pk,
+            "version": review.version,
+            "amended": review.is_amendment,
+            "final_class": review.final_class,
+            "final_class_display": str(TumourClass(review.final_class).label),
+            "report_text": review.report_text,
+            "signed_by": str(review.author),
+            "signed_at": review.signed_at,
+            "explanation": explanation.text if explanation else None,
+            "notes": [{"text": n.text, "created_at": n.created_at} for n in notes],
+        }
+
+
+class NoteCreateSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=10_000)
+    for_patient = serializers.BooleanField(default=False)
+
+
+class NoteSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    study = serializers.IntegerField()
+    author = serializers.CharField()
+    text = serializers.CharField()
+    for_patient = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+
+class SignOffSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=ReviewDecision.choices)
+    final_class = serializers.ChoiceField(choices=TumourClass.choices)
+    reason = serializers.CharField(max_length=10_000, required=False, allow_blank=True, default="")
+    explanation_text = serializers.CharField(max_length=20_000, required=False, allow_blank=True, default="")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["decision"] == ReviewDecision.OVERRIDE and not attrs["reason"].strip():
+            raise serializers.ValidationError({"reason": "An override needs a reason."})
+        return attrs
+
+
+class StudyQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=StudyStatus.choices, required=False)
+    patient = serializers.IntegerField(min_value=1, required=False)

@@ -1,0 +1,278 @@
+"""REST API views. Every queryset goes through `visible_to(user)`, so an object the user
+may not see is a 404, exactly as in the HTML pages."""
+from __future__ import annotations
+
+from typing import Any
+
+from axes.handlers.proxy import AxesProxyHandler
+from django.contrib.auth import authenticate
+from django.db.models import Prefetch, QuerySet
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+from django.templatetags.static import static
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularSwaggerSplitView
+from rest_framework import generics, permissions, status
+from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import audit
+from portal.api import serializers as s
+from scans.models import Patient, Prediction, Review, Series, Study, StudyStatus
+
+ERR = s.ErrorSerializer
+AUTH_ERRORS = {401: OpenApiResponse(ERR, "Not authenticated"), 403: OpenApiResponse(ERR, "CSRF failure or not allowed")}
+NOT_FOUND = {404: OpenApiResponse(ERR, "No such object, or not yours to see")}
+BAD_REQUEST = {400: OpenApiResponse(description="Invalid input: field name → list of messages")}
+
+
+def _user_agent(request: Request) -> str:
+    return request.META.get("HTTP_USER_AGENT", "")[:200]
+
+
+class ActiveUser(permissions.BasePermission):
+    """Authenticated and active (session auth already drops inactive users; token auth
+    refuses them with 401)."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(request.user and request.user.is_authenticated and request.user.is_active)
+
+
+class ClinicalStaffOr404(permissions.BasePermission):
+    """Write actions for radiologists and administrators. Others get 404, as in the pages,
+    so the endpoint does not confirm the study exists."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if request.user.is_authenticated and not request.user.is_clinical_staff:
+            raise Http404
+        return True
+
+
+# --- Token ----------------------------------------------------------------------------------
+
+
+class TokenView(APIView):
+    """Exchange e-mail and password for an API token (POST), or revoke yours (DELETE).
+    Failed attempts count towards the same lockout as the login page."""
+
+    permission_classes = [permissions.AllowAny]
+
+    def get_authenticators(self):
+        # POST takes credentials in the body: no session, hence no CSRF. DELETE needs a user.
+        if getattr(self.request, "method", "POST") == "POST":
+            return []
+        return super().get_authenticators()
+
+    @extend_schema(
+        request=s.TokenRequestSerializer,
+        responses={200: s.TokenSerializer, **BAD_REQUEST, 429: OpenApiResponse(ERR, "Locked out after repeated failures")},
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        data = s.TokenRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        email = data.validated_data["email"].lower()
+        http_request = request._request
+        credentials = {"username": email}
+        if AxesProxyHandler.is_locked(http_request, credentials):
+            audit.record("login_locked_out", request=http_request, email=email, via="api")
+            return Response({"detail": "Too many failed attempts; try again later."}, status=429)
+        user = authenticate(http_request, username=email, password=data.validated_data["password"])
+        if user is None:
+            if getattr(http_request, "axes_locked_out", False):
+                # This failure reached the limit: answer in JSON rather than the HTML page.
+                http_request.axes_locked_out = False
+                return Response({"detail": "Too many failed attempts; try again later."}, status=429)
+            raise ValidationError({"non_field_errors": ["E-mail or password is wrong, or the account is inactive."]})
+        token, _ = Token.objects.get_or_create(user=user)
+        audit.record("api_token_issued", request=http_request, actor=user, obj=user)
+        return Response({"token": token.key})
+
+    @extend_schema(responses={204: None, **AUTH_ERRORS})
+    def delete(self, request: Request) -> Response:
+        if not (request.user and request.user.is_authenticated):
+            self.permission_denied(request)
+        deleted, _ = Token.objects.filter(user=request.user).delete()
+        if deleted:
+            audit.record("api_token_revoked", request=request._request, obj=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- Patients -------------------------------------------------------------------------------
+
+
+class PatientList(generics.ListAPIView):
+    """Patients you may see: your own record (patients) or every record (clinical staff)."""
+
+    serializer_class = s.PatientSerializer
+    permission_classes = [ActiveUser]
+
+    def get_queryset(self) -> QuerySet[Patient]:
+        return Patient.objects.visible_to(self.request.user).order_by("mrn")
+
+    @extend_schema(responses={200: s.PatientSerializer(many=True), **AUTH_ERRORS, **NOT_FOUND})
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class PatientDetail(generics.RetrieveAPIView):
+    serializer_class = s.PatientSerializer
+    permission_classes = [ActiveUser]
+
+    def get_queryset(self) -> QuerySet[Patient]:
+        return Patient.objects.visible_to(self.request.user)
+
+    @extend_schema(responses={200: s.PatientSerializer, **AUTH_ERRORS, **NOT_FOUND})
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        response = super().get(request, *args, **kwargs)
+        audit.record("patient_view", request=request._request, object_type="scans.patient",
+                     object_id=kwargs["pk"], patient_id=kwargs["pk"], via="api")
+        return response
+
+
+# --- Studies --------------------------------------------------------------------------------
+
+
+def _studies_for(user: Any) -> QuerySet[Study]:
+    series = Series.objects.prefetch_related(
+        "slices", Prefetch("predictions", queryset=Prediction.objects.order_by("-created_at"))
+    )
+    return (
+        Study.objects.visible_to(user)
+        .select_related("patient")
+        .prefetch_related(Prefetch("series", queryset=series), "reviews")
+    )
+
+
+class StudyList(generics.ListAPIView):
+    """Studies you may see. Patients see only their own signed (released) studies."""
+
+    serializer_class = s.StudySerializer
+    permission_classes = [ActiveUser]
+
+    def get_queryset(self) -> QuerySet[Study]:
+        query = s.StudyQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        studies = _studies_for(self.request.user).order_by("-created_at", "-id")
+        if "status" in query.validated_data:
+            studies = studies.filter(status=query.validated_data["status"])
+        if "patient" in query.validated_data:
+            studies = studies.filter(patient_id=query.validated_data["patient"])
+        return studies
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=[c for c, _ in StudyStatus.choices], description="Only studies in this status"),
+            OpenApiParameter("patient", int, description="Only this patient's studies (a patient id)"),
+        ],
+        responses={200: s.StudySerializer(many=True), **BAD_REQUEST, **AUTH_ERRORS, **NOT_FOUND},
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class StudyDetail(generics.RetrieveAPIView):
+    """One study with its series, the AI result per series (clinical staff) and its status."""
+
+    serializer_class = s.StudyDetailSerializer
+    permission_classes = [ActiveUser]
+
+    def get_queryset(self) -> QuerySet[Study]:
+        return _studies_for(self.request.user)
+
+    @extend_schema(responses={200: s.StudyDetailSerializer, **AUTH_ERRORS, **NOT_FOUND})
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        study = self.get_object()
+        audit.record("study_view", request=request._request, obj=study, patient_id=study.patient_id, via="api")
+        return Response(self.get_serializer(study).data)
+
+
+class StudyReport(APIView):
+    """The signed report of a released study (latest signed version). 404 until a
+    radiologist has signed it, for everyone."""
+
+    permission_classes = [ActiveUser]
+
+    @extend_schema(responses={200: s.ReportSerializer, **AUTH_ERRORS, **NOT_FOUND})
+    def get(self, request: Request, pk: int) -> Response:
+        study = get_object_or_404(Study.objects.visible_to(request.user).released(), pk=pk)
+        review = (
+            Review.objects.filter(study=study, signed_at__isnull=False).select_related("author").order_by("-version").first()
+        )
+        if review is None:
+            raise Http404
+        audit.record("report_view", request=request._request, obj=study, patient_id=study.patient_id,
+                     version=review.version, via="api")
+        return Response(s.ReportSerializer(s.ReportSerializer.build(study, review)).data)
+
+
+class StudyNotes(APIView):
+    """Add a clinical note to a study (radiologists and administrators)."""
+
+    permission_classes = [ActiveUser, ClinicalStaffOr404]
+
+    @extend_schema(request=s.NoteCreateSerializer,
+                   responses={201: s.NoteSerializer, **BAD_REQUEST, **AUTH_ERRORS, **NOT_FOUND})
+    def post(self, request: Request, pk: int) -> Response:
+        from portal.workflow import review as review_service
+
+        study = get_object_or_404(Study.objects.visible_to(request.user), pk=pk)
+        data = s.NoteCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if not data.validated_data["text"].strip():
+            raise ValidationError({"text": ["A note cannot be empty."]})
+        note = review_service.add_note(
+            study, user=request.user, text=data.validated_data["text"], for_patient=data.validated_data["for_patient"]
+        )
+        body = {"id": note.pk, "study": study.pk, "author": str(note.author), "text": note.text,
+                "for_patient": note.for_patient, "created_at": note.created_at}
+        return Response(s.NoteSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+class StudySignOff(APIView):
+    """Sign off (first report) or amend (later versions) a study awaiting review."""
+
+    permission_classes = [ActiveUser, ClinicalStaffOr404]
+
+    @extend_schema(request=s.SignOffSerializer,
+                   responses={201: s.ReportSerializer, **BAD_REQUEST, **AUTH_ERRORS, **NOT_FOUND})
+    def post(self, request: Request, pk: int) -> Response:
+        from portal.workflow import review as review_service
+
+        study = get_object_or_404(Study.objects.visible_to(request.user), pk=pk)
+        data = s.SignOffSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        if study.status == StudyStatus.AWAITING_REVIEW:
+            action = review_service.sign_off
+        elif study.is_released:
+            action = review_service.amend
+        else:
+            raise ValidationError({"non_field_errors": [f"A study in status '{study.status}' cannot be signed."]})
+        try:
+            review = action(study, user=request.user, decision=v["decision"], final_class=v["final_class"],
+                            reason=v["reason"], explanation_text=v["explanation_text"])
+        except (ValueError, review_service.ReviewError) as exc:  # the service's own input errors
+            raise ValidationError({"non_field_errors": [str(exc)]}) from exc
+        study.refresh_from_db()
+        return Response(s.ReportSerializer(s.ReportSerializer.build(study, review)).data, status=status.HTTP_201_CREATED)
+
+
+# --- Docs -------------------------------------------------------------------------------------
+
+
+class SwaggerDocsView(SpectacularSwaggerSplitView):
+    """Swagger UI from the app's own static files (drf-spectacular-sidecar): no CDN, and
+    the init script is a separate request, so the CSP needs no 'unsafe-inline'."""
+
+    template_name = "api/swagger_ui.html"
+    permission_classes = [permissions.AllowAny]
+
+    def _swagger_ui_resource(self, filename: str) -> str:
+        return static(f"drf_spectacular_sidecar/swagger-ui-dist/{filename}")
+
+    def _swagger_ui_favicon(self) -> str:
+        return static("drf_spectacular_sidecar/swagger-ui-dist/favicon-32x32.png")
