@@ -208,13 +208,16 @@ class Dataset:
         return np.stack([resize_gray(self.grays[i], size) for i in idx])
 
 
-def make_split(ds: Dataset, val_fraction: float = 0.2, threshold: float = 0.95, seed: int = 1234
+def make_split(ds: Dataset, val_fraction: float = 0.2, threshold: float = 0.95, seed: int = 1234,
+               thumb: int = 32
                ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Grouped split: returns (groups, split, info) where split is 0=train, 1=val-cal, 2=val-test.
     val-cal (half the validation groups) drives early stopping, temperature and OOD thresholds;
     val-test is touched only for the reported figures."""
-    vecs = thumbnail_vectors(ds.grays)
-    groups = near_duplicate_groups(vecs, threshold, flipped=mirrored_vectors(vecs))
+    # 32 px + r>=0.95: 16 px thumbnails of brain slices all look alike and chain into one giant
+    # group; at 32 px the largest group is ~50 images (mostly neighbouring slices of one scan).
+    vecs = thumbnail_vectors(ds.grays, thumb)
+    groups = near_duplicate_groups(vecs, threshold, flipped=mirrored_vectors(vecs, thumb))
     is_val = grouped_split(groups, ds.labels, val_fraction, seed)
     split = np.zeros(len(groups), np.int64)
     val_idx = np.nonzero(is_val)[0]
@@ -223,7 +226,7 @@ def make_split(ds: Dataset, val_fraction: float = 0.2, threshold: float = 0.95, 
     split[val_idx[half]] = 2
     sizes = np.bincount(np.unique(groups, return_inverse=True)[1])
     info = {
-        "method": f"16x16 box-downscaled grey thumbnails, Pearson r >= {threshold} (also vs mirrored), "
+        "method": f"{thumb}x{thumb} box-downscaled grey thumbnails, Pearson r >= {threshold} (also vs mirrored), "
                   f"union-find groups, group-stratified {val_fraction:.0%} validation split in two halves "
                   f"(val_cal: early stopping + temperature + OOD thresholds; val_test: reported metrics), "
                   f"seed {seed}",

@@ -1,0 +1,366 @@
+"""Training for both architectures: grouped split, augmentation, early stopping, temperature,
+OOD gate fitting, ONNX export and a metadata JSON.
+
+    python -m inference.train --arch vgg16 --data ../shared/data/brain-tumor-mri/Training \
+        --out var/models/vgg16
+
+VGG16 recipe (fits 2 CPU cores): blocks 1–4 frozen; their outputs for every training image plus
+a few augmented variants are computed once and cached (float16, RAM + optional .npy); block 5 and
+a GAP → Dropout → Dense head are fine-tuned on the cache (head only first, then block 5 too).
+CNN-LSTM: trained from scratch with on-the-fly augmentation.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from inference import calibrate
+from inference.data import CLASSES, Dataset, augment, fingerprint, load_rgb, make_split, resize_gray, \
+    unit_input, vgg_input
+from inference.ood import OODGate, image_stats
+
+VERSION_PREFIX = {"vgg16": "vgg16-hed", "cnn_lstm": "cnn-lstm"}
+DEFAULTS = {
+    "vgg16": {"size": 112, "epochs": 8, "head_epochs": 2, "batch": 32, "lr": 1e-4, "patience": 3},
+    "cnn_lstm": {"size": 128, "epochs": 18, "head_epochs": 0, "batch": 32, "lr": 2e-3, "patience": 5},
+}
+
+Log = Callable[[str], None]
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def macro_f1(y: np.ndarray, pred: np.ndarray, n: int = len(CLASSES)) -> float:
+    f1s = []
+    for c in range(n):
+        tp = np.sum((pred == c) & (y == c))
+        fp = np.sum((pred == c) & (y != c))
+        fn = np.sum((pred != c) & (y == c))
+        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(f1s))
+
+
+def split_metrics(logits: np.ndarray, y: np.ndarray, temperature: float, accepted: np.ndarray) -> dict:
+    """Accuracy / macro-F1 / ECE on calibrated probabilities; a rejected (not-MRI) slice counts wrong."""
+    p = calibrate.softmax(logits, temperature)
+    pred = np.where(accepted, p.argmax(1), -1)
+    return {
+        "n": int(len(y)),
+        "accuracy": float(np.mean(pred == y)),
+        "macro_f1": macro_f1(y, pred),
+        "ece": calibrate.ece(p, y),
+        "ece_uncalibrated": calibrate.ece(calibrate.softmax(logits), y),
+        "nll": calibrate.nll(logits, y, temperature),
+        "rejected_as_not_mri": float(np.mean(~accepted)),
+    }
+
+
+class _BatchLogger:
+    """Keras callback that prints every `every` batches: progress visible in the nohup log."""
+
+    def __new__(cls, log: Log, every: int = 25):
+        import keras
+
+        class Cb(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if batch % every == 0 and logs:
+                    log(f"  batch {batch}: loss {logs.get('loss', float('nan')):.4f} "
+                        f"acc {logs.get('accuracy', float('nan')):.4f}")
+        return Cb()
+
+
+def _fit_epochs(model, get_epoch_data: Callable[[int], tuple[np.ndarray, np.ndarray]],
+                val_fn: Callable[[], tuple[float, float]], epochs: int, patience: int, batch: int,
+                log: Log, tag: str, start_epoch: int = 0) -> dict:
+    """Manual epoch loop: fresh augmented data each epoch, early stopping on val-cal accuracy
+    (ties broken by NLL), best weights restored at the end."""
+    import keras
+
+    best = {"acc": -1.0, "nll": np.inf, "epoch": -1, "weights": model.get_weights()}
+    history = []
+    bad = 0
+    cb = _BatchLogger(log)
+    for ep in range(start_epoch, start_epoch + epochs):
+        t0 = time.time()
+        x, y = get_epoch_data(ep)
+        h = model.fit(x, y, batch_size=batch, epochs=1, shuffle=True, verbose=0, callbacks=[cb])
+        acc, nll = val_fn()
+        history.append({"epoch": ep + 1, "stage": tag, "loss": float(h.history["loss"][-1]),
+                        "train_acc": float(h.history["accuracy"][-1]), "val_cal_acc": acc,
+                        "val_cal_nll": nll, "seconds": round(time.time() - t0, 1)})
+        log(f"{tag} epoch {ep + 1}: loss {history[-1]['loss']:.4f} train_acc {history[-1]['train_acc']:.4f} "
+            f"val_cal_acc {acc:.4f} val_cal_nll {nll:.4f} ({time.time() - t0:.0f}s)")
+        if acc > best["acc"] or (acc == best["acc"] and nll < best["nll"]):
+            best = {"acc": acc, "nll": nll, "epoch": ep + 1, "weights": model.get_weights()}
+            bad = 0
+        else:
+            bad += 1
+            lr = model.optimizer.learning_rate
+            lr.assign(float(lr.numpy()) * 0.5)  # halve on plateau: cheap stand-in for a schedule
+            if bad >= patience:
+                log(f"{tag}: early stop (best epoch {best['epoch']})")
+                break
+    model.set_weights(best["weights"])
+    return {"best_epoch": best["epoch"], "best_val_cal_acc": best["acc"], "history": history}
+
+
+# --------------------------------------------------------------------------- VGG16
+
+def _vgg_features(frozen, grays: np.ndarray, log: Log, what: str, chunk: int = 64) -> np.ndarray:
+    out = []
+    t0 = time.time()
+    for i in range(0, len(grays), chunk):
+        out.append(frozen.predict(vgg_input(grays[i:i + chunk]), verbose=0).astype(np.float16))
+        if (i // chunk) % 10 == 0:
+            done = min(i + chunk, len(grays))
+            log(f"  features {what}: {done}/{len(grays)} ({time.time() - t0:.0f}s)")
+    return np.concatenate(out)
+
+
+def _train_vgg16(ds: Dataset, split: np.ndarray, cfg: dict, weights: str, variants: int, seed: int,
+                 cache_dir: Path | None, fp: str, log: Log):
+    import keras
+
+    size = cfg["size"]
+    from inference.architectures import build_vgg16
+
+    full, frozen, head = build_vgg16(size, weights)
+    tr = np.nonzero(split == 0)[0]
+    va = np.nonzero(split > 0)[0]
+    rng = np.random.default_rng(seed)
+
+    cache = cache_dir / f"vgg16_{fp[:12]}_{size}_{Path(str(weights)).name}_{variants}_{seed}.npz" \
+        if cache_dir else None
+    if cache and cache.exists():
+        z = np.load(cache)
+        f_tr, f_va = z["f_tr"], z["f_va"]
+        log(f"loaded cached block4 features {cache}")
+    else:
+        f_va = _vgg_features(frozen, ds.resized(size, va), log, "val")
+        f_tr = []
+        for v in range(variants):
+            if v == 0:
+                g = ds.resized(size, tr)
+            else:
+                g = np.stack([resize_gray(augment(ds.grays[i], rng), size) for i in tr])
+            f_tr.append(_vgg_features(frozen, g, log, f"train variant {v + 1}/{variants}"))
+        f_tr = np.stack(f_tr)
+        if cache:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(cache, f_tr=f_tr, f_va=f_va)
+    y_tr, y_va = ds.labels[tr], ds.labels[va]
+    cal = split[va] == 1
+
+    train_model = keras.Model(head.input, head.outputs[0])
+    block5 = [layer for layer in head.layers if layer.name.startswith("block5")]
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def epoch_data(ep: int):
+        r = np.random.default_rng(seed + 100 + ep)
+        pick = r.integers(0, len(f_tr), len(tr))   # one random variant per image per epoch
+        return f_tr[pick, np.arange(len(tr))], y_tr
+
+    def val_fn():
+        lg = train_model.predict(f_va[cal], verbose=0, batch_size=128)
+        return float(np.mean(lg.argmax(1) == y_va[cal])), calibrate.nll(lg, y_va[cal])
+
+    results = []
+    if cfg["head_epochs"]:
+        for layer in block5:
+            layer.trainable = False
+        train_model.compile(keras.optimizers.Adam(1e-3), loss, metrics=["accuracy"])
+        results.append(_fit_epochs(train_model, epoch_data, val_fn, cfg["head_epochs"], 99, cfg["batch"],
+                                   log, "head"))
+    for layer in block5:
+        layer.trainable = True
+    train_model.compile(keras.optimizers.Adam(cfg["lr"]), loss, metrics=["accuracy"])
+    results.append(_fit_epochs(train_model, epoch_data, val_fn, cfg["epochs"], cfg["patience"], cfg["batch"],
+                               log, "finetune", start_epoch=cfg["head_epochs"]))
+
+    def head_outputs(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lg, _, pooled = head.predict(feats, verbose=0, batch_size=128)
+        return lg, pooled
+
+    lg_va, pooled_va = head_outputs(f_va)
+    _, pooled_tr = head_outputs(f_tr[0])
+    return full, (tr, va), (lg_va, pooled_va, pooled_tr), results
+
+
+# --------------------------------------------------------------------------- CNN-LSTM
+
+def _train_cnn_lstm(ds: Dataset, split: np.ndarray, cfg: dict, seed: int, log: Log):
+    import keras
+
+    from inference.architectures import build_cnn_lstm
+
+    size = cfg["size"]
+    model = build_cnn_lstm(size)
+    tr = np.nonzero(split == 0)[0]
+    va = np.nonzero(split > 0)[0]
+    y_tr, y_va = ds.labels[tr], ds.labels[va]
+    cal = split[va] == 1
+    x_va = unit_input(ds.resized(size, va))
+    x_tr0 = ds.resized(size, tr)
+    train_model = keras.Model(model.input, model.outputs[0])
+    train_model.compile(keras.optimizers.Adam(cfg["lr"]),
+                        keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+
+    def epoch_data(ep: int):
+        r = np.random.default_rng(seed + 100 + ep)
+        # half the epoch's images augmented: enough regularisation, keeps PIL work per epoch small
+        g = np.stack([resize_gray(augment(ds.grays[i], r), size) if r.random() < 0.7 else x_tr0[k]
+                      for k, i in enumerate(tr)])
+        return unit_input(g), y_tr
+
+    def val_fn():
+        lg = train_model.predict(x_va[cal], verbose=0, batch_size=128)
+        return float(np.mean(lg.argmax(1) == y_va[cal])), calibrate.nll(lg, y_va[cal])
+
+    res = _fit_epochs(train_model, epoch_data, val_fn, cfg["epochs"], cfg["patience"], cfg["batch"], log,
+                      "train")
+    lg_va, fmap_va = model.predict(x_va, verbose=0, batch_size=128)
+    _, fmap_tr = model.predict(unit_input(x_tr0), verbose=0, batch_size=128)
+    return model, (tr, va), (lg_va, fmap_va.mean(axis=(1, 2)), fmap_tr.mean(axis=(1, 2))), [res]
+
+
+# --------------------------------------------------------------------------- common
+
+def _hardware() -> str:
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line)
+    except (OSError, StopIteration):
+        cpu = platform.processor()
+    return f"{os.cpu_count()} CPU cores ({cpu}), {platform.system()} {platform.release()}, no GPU"
+
+
+def train(arch: str, data: str | Path, out: str | Path, weights: str = "hed", epochs: int | None = None,
+          size: int | None = None, variants: int = 2, seed: int = 1234, cache_dir: str | Path | None = None,
+          log: Log = _log) -> dict:
+    """Train one architecture end to end and write out/{model_fp32.onnx, keras_weights_fp16.npz,
+    ood.npz, metadata.json}. Returns the metadata."""
+    import keras
+    import tensorflow as tf
+
+    t_start = time.time()
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+    cfg = dict(DEFAULTS[arch])
+    if epochs is not None:
+        cfg["epochs"] = epochs
+        cfg["head_epochs"] = min(cfg["head_epochs"], 1)
+    if size is not None:
+        cfg["size"] = size
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    log(f"loading {data}")
+    ds = Dataset.load(data)
+    fp = fingerprint(ds.samples)
+    groups, split, split_info = make_split(ds, seed=seed)
+    log(f"{len(ds.samples)} images, fingerprint {fp[:16]}, split {json.dumps(split_info)}")
+
+    if arch == "vgg16":
+        model, (tr, va), (lg_va, pooled_va, pooled_tr), results = _train_vgg16(
+            ds, split, cfg, weights, variants, seed, Path(cache_dir) if cache_dir else None, fp, log)
+    elif arch == "cnn_lstm":
+        model, (tr, va), (lg_va, pooled_va, pooled_tr), results = _train_cnn_lstm(ds, split, cfg, seed, log)
+    else:
+        raise ValueError(f"unknown arch {arch!r}")
+    train_seconds = time.time() - t_start
+
+    y_va = ds.labels[va]
+    cal = split[va] == 1
+    temperature = calibrate.fit_temperature(lg_va[cal], y_va[cal])
+    log(f"temperature {temperature:.3f} (fitted on val_cal, n={int(cal.sum())})")
+
+    # OOD gate: image-stat ranges from training images, features from training, threshold from val_cal
+    stats_tr = np.stack([image_stats(load_rgb(ds.samples[i].path)) for i in tr])
+    stats_va = np.stack([image_stats(load_rgb(ds.samples[i].path)) for i in va])
+    lo, hi = OODGate.fit_stat_ranges(stats_tr)
+    means, prec = OODGate.fit_mahalanobis(pooled_tr, ds.labels[tr])
+    gate = OODGate(lo, hi, means, prec, 1.0)
+    m_cal = gate.mahalanobis(pooled_va[cal])
+    gate.threshold = float(np.percentile(m_cal, 99.5)) * 1.05
+    gate.save(out / "ood.npz")
+    accepted, _ = gate.score(stats_va, pooled_va)
+
+    metrics = {
+        "val_test": split_metrics(lg_va[~cal], y_va[~cal], temperature, accepted[~cal]),
+        "val_cal": split_metrics(lg_va[cal], y_va[cal], temperature, accepted[cal]),
+        "val_all": split_metrics(lg_va, y_va, temperature, accepted),
+    }
+    log(f"metrics {json.dumps(metrics)}")
+
+    # export: ONNX fp32 (serving; quantised copy made by inference.export) + fp16 keras weights
+    model.predict(np.zeros((1,) + tuple(model.input.shape[1:]), np.float32), verbose=0)
+    model.export(str(out / "model_fp32.onnx"), format="onnx", verbose=False)
+    np.savez_compressed(out / "keras_weights_fp16.npz",
+                        *[w.astype(np.float16) if w.dtype == np.float32 else w for w in model.get_weights()])
+
+    meta = {
+        "name": arch,
+        "version": f"{VERSION_PREFIX[arch]}-{time.strftime('%Y%m%d')}-{fp[:8]}",
+        "architecture": arch,
+        "description": (
+            f"VGG16 conv base ({weights} weights) at {cfg['size']} px, blocks 1-4 frozen, block 5 fine-tuned, "
+            "GAP -> Dropout(0.4) -> Dense(4)" if arch == "vgg16" else
+            f"CNN-LSTM from scratch at {cfg['size']} px: 4-stage conv encoder (16-32-64x2-128x2, BN, ReLU, "
+            "max-pool) -> 8x8x128 map whose 8 rows a BiLSTM(96) reads as a sequence -> Dense(4)"),
+        "input": {"size": cfg["size"], "channels": 3 if arch == "vgg16" else 1,
+                  "preprocessing": "vgg_caffe" if arch == "vgg16" else "unit",
+                  "note": "grayscale (luma) slice resized bilinear to size x size"},
+        "classes": list(CLASSES),
+        "weights_init": weights if arch == "vgg16" else "random (from scratch)",
+        "data": {"root": str(data), "n_images": len(ds.samples), "fingerprint_sha256": fp,
+                 "class_counts": {c: int((ds.labels == i).sum()) for i, c in enumerate(CLASSES)}},
+        "split": split_info,
+        "training": {**cfg, "variants_cached": variants if arch == "vgg16" else None, "seed": seed,
+                     "augmentation": "hflip p=0.5, rotate +-12 deg, crop 85-100% + resize, gamma 0.75-1.35, "
+                                     "contrast x0.8-1.2, brightness +-0.06",
+                     "loss": "softmax cross-entropy", "optimizer": "Adam (lr halved on plateau)",
+                     "early_stopping": "val_cal accuracy (ties: NLL), best weights restored",
+                     "stages": [{k: v for k, v in r.items()} for r in results],
+                     "seconds": round(train_seconds, 1), "hardware": _hardware(),
+                     "tensorflow": tf.__version__, "keras": keras.__version__,
+                     "python": sys.version.split()[0]},
+        "calibration": {"method": "temperature scaling, NLL minimised on val_cal", "temperature": temperature},
+        "ood": {"file": "ood.npz", "mahalanobis_threshold": gate.threshold,
+                "threshold_rule": "1.05 x 99.5th percentile of val_cal Mahalanobis^2 (min over class means, "
+                                  "shared covariance shrunk 10% to identity) on GAP features",
+                "image_stat_ranges": {n: [float(a), float(b)] for n, a, b in
+                                      zip(("saturation", "std", "noise", "mean", "dark_fraction"), lo, hi)}},
+        "metrics": metrics,
+        "files": {"onnx_fp32": "model_fp32.onnx", "keras_weights": "keras_weights_fp16.npz"},
+    }
+    (out / "metadata.json").write_text(json.dumps(meta, indent=2))
+    log(f"wrote {out} in {time.time() - t_start:.0f}s")
+    return meta
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", choices=sorted(DEFAULTS), required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--weights", default="hed", help="imagenet | hed | PATH (vgg16 only)")
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--size", type=int)
+    ap.add_argument("--variants", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--cache-dir")
+    a = ap.parse_args(argv)
+    train(a.arch, a.data, a.out, a.weights, a.epochs, a.size, a.variants, a.seed, a.cache_dir)
+
+
+if __name__ == "__main__":
+    main()
