@@ -1,0 +1,78 @@
+"""python manage.py import_scans PATH --patient MRN [--create-patient] [--allow-mismatch]
+
+Imports a file, a folder or a zip for one patient. Progress goes to stdout line by line;
+the LAST line is one JSON object:
+{"studies": [{"study_instance_uid": ..., "series": [{"series_instance_uid": ..., "slices": N}]}],
+ "rejected": [{"file": ..., "reason": ...}]}
+Bad input (a damaged file, a bomb, a patient mismatch) is a CommandError naming the file.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from portal.workflow.ingest import submit_upload
+from scans.errors import ScanError
+from scans.ingest import sources_from_path
+from scans.models import Patient
+
+
+class Command(BaseCommand):
+    help = "Import DICOM/JPEG/PNG scans (a file, a folder or a zip) for one patient."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("path")
+        parser.add_argument("--patient", required=True, help="the patient's MRN")
+        parser.add_argument("--create-patient", action="store_true", help="create the patient record if it does not exist")
+        parser.add_argument(
+            "--allow-mismatch", action="store_true", help="import even when the files' PatientID differs from the MRN"
+        )
+        parser.add_argument("--no-process", action="store_true", help="store only; do not start AI processing")
+
+    def handle(self, *args, **options) -> None:
+        path = Path(options["path"])
+        if not path.exists():
+            raise CommandError(f"{path}: no such file or folder")
+        mrn = options["patient"].strip()
+        if not mrn:
+            raise CommandError("--patient: an MRN is required")
+        allow_mismatch = options["allow_mismatch"]
+        with transaction.atomic():
+            patient = Patient.objects.filter(mrn=mrn).first()
+            if patient is None:
+                if not options["create_patient"]:
+                    raise CommandError(f"no patient with MRN {mrn} (use --create-patient to create one)")
+                patient = Patient.objects.create(mrn=mrn)
+                # The operator named this new, empty record for these files, so there is no
+                # other patient's history they could be mixed into.
+                allow_mismatch = True
+                self.stdout.write(f"created patient {mrn}; PatientID in the files is not checked against a new record")
+            sources = sources_from_path(path)
+            self.stdout.write(f"importing {len(sources)} file(s) from {path} for patient {mrn}")
+            try:
+                result = submit_upload(
+                    sources,
+                    patient=patient,
+                    user=None,
+                    allow_mismatch=allow_mismatch,
+                    process=not options["no_process"],
+                    progress=self.stdout.write,
+                )
+            except ScanError as exc:  # the atomic block rolls back a patient created above
+                raise CommandError(f"{exc.filename}: {exc.message}") from exc
+        payload = result.as_json()
+        summary = {
+            "studies": [
+                {
+                    "study_instance_uid": s["study_instance_uid"],
+                    "series": [{"series_instance_uid": x["series_instance_uid"], "slices": x["slices"]} for x in s["series"]],
+                }
+                for s in payload["studies"]
+            ],
+            "rejected": payload["rejected"],
+        }
+        self.stdout.write(f"{len(result.new_slice_ids)} new slice(s) stored")
+        self.stdout.write(json.dumps(summary))

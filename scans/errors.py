@@ -1,0 +1,63 @@
+"""Errors raised while reading an upload. Each names the file and the problem, and carries
+the HTTP status a view should answer with (the management command turns it into a
+CommandError). Nothing is stored when one of these escapes `scans.ingest.import_files`."""
+from __future__ import annotations
+
+
+class ScanError(Exception):
+    status = 400
+    code = "bad_file"
+
+    def __init__(self, filename: str, message: str, status: int | None = None) -> None:
+        self.filename = str(filename)
+        self.message = str(message)
+        if status is not None:
+            self.status = status
+        super().__init__(f"{self.filename}: {self.message}")
+
+    def as_dict(self) -> dict:
+        return {"file": self.filename, "error": self.message, "code": self.code}
+
+
+class UnsupportedFileType(ScanError):
+    status = 415
+    code = "unsupported_type"
+
+
+class TooLarge(ScanError):
+    status = 413
+    code = "too_large"
+
+
+class CorruptFile(ScanError):
+    code = "corrupt"
+
+
+class ImageBomb(ScanError):
+    status = 413
+    code = "image_bomb"
+
+
+class ZipBomb(ScanError):
+    status = 413
+    code = "zip_bomb"
+
+
+class UnsafeArchive(ScanError):
+    code = "unsafe_archive"
+
+
+class NoImages(ScanError):
+    code = "no_images"
+
+
+class PatientMismatch(ScanError):
+    status = 409
+    code = "patient_mismatch"
+
+
+class IntegrityError(ScanError):
+    """A stored file no longer matches the SHA-256 recorded when it was imported."""
+
+    status = 500
+    code = "integrity"

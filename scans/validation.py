@@ -1,0 +1,157 @@
+"""Find out what a file really is from its bytes, and refuse what the portal will not read.
+
+The name and the browser's Content-Type are never trusted: a PDF renamed ``scan.png`` is a
+PDF. Accepted kinds:
+
+- ``dicom``: a DICOM Part 10 file (128-byte preamble followed by ``DICM``). A raw DICOM
+  data set without the preamble and file meta header is **refused** (415). Reading it would
+  need ``force=True``, which makes pydicom guess the transfer syntax and accept almost any
+  byte string as "DICOM"; the portal would then store files it cannot vouch for. Scanners
+  and PACS exports write Part 10 files, so the refusal costs little; the message tells the
+  user to export as DICOM Part 10.
+- ``png`` / ``jpeg`` by their magic numbers;
+- ``zip`` (expanded by scans.archive, never nested).
+
+Raster images are checked for their pixel count from the header BEFORE any decoding
+(image bombs), then decoded once to prove the file is whole.
+"""
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+
+from django.conf import settings
+from PIL import Image
+
+from scans.errors import CorruptFile, ImageBomb, UnsupportedFileType
+
+DICOM = "dicom"
+PNG = "png"
+JPEG = "jpeg"
+ZIP = "zip"
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_MAGIC = b"\xff\xd8\xff"
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+
+# Well-known formats named in refusals so the user knows what they actually sent.
+_KNOWN_OTHERS = [
+    (b"%PDF", "a PDF document"),
+    (b"%!PS", "a PostScript/EPS document"),
+    (b"\xc5\xd0\xd3\xc6", "an EPS document"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"BM", "a BMP image"),
+    (b"RIFF", "a RIFF (WebP/AVI/WAV) file"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"7z\xbc\xaf", "a 7-Zip archive"),
+    (b"Rar!", "a RAR archive"),
+    (b"<?xml", "an XML/SVG document"),
+    (b"<svg", "an SVG document"),
+    (b"<!DOCTYPE", "an HTML document"),
+    (b"<html", "an HTML document"),
+    (b"\x7fELF", "an executable"),
+    (b"MZ", "an executable"),
+]
+
+# Group/element tags that typically open a raw (preamble-less) DICOM data set.
+_RAW_DICOM_OPENERS = {(0x0002, 0x0000), (0x0002, 0x0001), (0x0008, 0x0005), (0x0008, 0x0008), (0x0008, 0x0016)}
+
+
+def _looks_like_raw_dicom(head: bytes) -> bool:
+    if len(head) < 8:
+        return False
+    group, element = struct.unpack("<HH", head[:4])
+    return (group, element) in _RAW_DICOM_OPENERS or head[:4] in (b"\x08\x00\x05\x00", b"\x08\x00\x16\x00")
+
+
+def sniff(head: bytes, filename: str) -> str:
+    """Return the real kind of a file from its first bytes (at least 132 when available)."""
+    if not head:
+        raise CorruptFile(filename, "the file is empty (0 bytes)")
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return DICOM
+    if head.startswith(PNG_MAGIC):
+        return PNG
+    if head.startswith(JPEG_MAGIC):
+        return JPEG
+    if head.startswith(ZIP_MAGICS):
+        return ZIP
+    if _looks_like_raw_dicom(head):
+        raise UnsupportedFileType(
+            filename,
+            "DICOM data without the 128-byte preamble and 'DICM' file header (not a DICOM Part 10 "
+            "file); export it from the scanner or PACS as DICOM Part 10",
+        )
+    stripped = head.lstrip()
+    for magic, what in _KNOWN_OTHERS:
+        if head.startswith(magic) or stripped[: len(magic)].lower() == magic.lower():
+            raise UnsupportedFileType(filename, f"this is {what}, not a DICOM, JPEG or PNG image")
+    raise UnsupportedFileType(filename, "unrecognised file type: only DICOM, JPEG, PNG and zip files are accepted")
+
+
+def max_pixels() -> int:
+    return int(getattr(settings, "UPLOAD_MAX_PIXELS", 40_000_000))
+
+
+def check_pixel_budget(filename: str, rows: int, columns: int, frames: int = 1) -> None:
+    total = int(rows) * int(columns) * max(int(frames), 1)
+    if total > max_pixels():
+        raise ImageBomb(
+            filename,
+            f"image too large: {columns}×{rows}" + (f"×{frames} frames" if frames > 1 else "")
+            + f" = {total:,} pixels (limit {max_pixels():,})",
+        )
+
+
+def _png_trailing_bytes(data: bytes) -> int:
+    """Bytes after the IEND chunk (0 for a clean PNG). Walks the chunk list, not a search."""
+    pos = len(PNG_MAGIC)
+    n = len(data)
+    while pos + 8 <= n:
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        ctype = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if end > n:
+            return 0  # truncated: PIL's decode reports it
+        if ctype == b"IEND":
+            return n - end
+        pos = end
+    return 0
+
+
+def open_raster(data: bytes, filename: str, kind: str) -> Image.Image:
+    """Check a PNG/JPEG header for size, refuse polyglots, then decode it fully.
+
+    Returns the decoded PIL image. Dimensions are read from the header first, so a
+    20000×20000 bomb is refused without allocating its pixels."""
+    if kind == PNG:
+        trailing = _png_trailing_bytes(data)
+        if trailing:
+            raise UnsupportedFileType(
+                filename,
+                f"{trailing} bytes of extra data after the end of the PNG image (e.g. appended HTML or "
+                "script); re-export the image",
+            )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))  # reads the header only
+            width, height = image.size
+            check_pixel_budget(filename, height, width)
+            expected = PNG if image.format == "PNG" else JPEG if image.format in ("JPEG", "MPO") else image.format
+            if expected != kind:
+                raise UnsupportedFileType(filename, f"content is {image.format}, not {kind.upper()}")
+            image.load()
+    except (ImageBomb, UnsupportedFileType):
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageBomb(filename, f"image too large to decode safely ({exc})") from exc
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
+        raise CorruptFile(filename, f"the {kind.upper()} image is damaged or truncated ({exc})") from exc
+    if getattr(image, "n_frames", 1) > 1 and kind == PNG:
+        raise UnsupportedFileType(filename, "animated PNG is not a scan image")
+    return image
