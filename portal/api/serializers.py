@@ -173,14 +173,17 @@ class NoteSerializer(serializers.Serializer):
 
 class SignOffSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=ReviewDecision.choices)
-    final_class = serializers.ChoiceField(choices=TumourClass.choices)
-    reason = serializers.CharField(max_length=10_000, required=False, allow_blank=True, default="")
-    explanation_text = serializers.CharField(max_length=20_000, required=False, allow_blank=True, default="")
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs["decision"] == ReviewDecision.OVERRIDE and not attrs["reason"].strip():
-            raise serializers.ValidationError({"reason": "An override needs a reason."})
-        return attrs
+    final_class = serializers.ChoiceField(
+        choices=TumourClass.choices, required=False, allow_null=True, default=None,
+        help_text="Required to override; when confirming, the AI class is used.",
+    )
+    reason = serializers.CharField(max_length=20_000, required=False, allow_blank=True, default="",
+                                   help_text="Required for an override and for an amendment.")
+    report_text = serializers.CharField(max_length=20_000, required=False, allow_blank=True, default="")
+    explanation_text = serializers.CharField(
+        max_length=20_000, required=False, allow_null=True, default=None,
+        help_text="Edited patient explanation; null approves the current draft unchanged.",
+    )
 
 
 class StudyQuerySerializer(serializers.Serializer):

@@ -12,7 +12,7 @@ urlpatterns = [
     path("studies/<int:pk>/", views.StudyDetail.as_view(), name="study_detail"),
     path("studies/<int:pk>/report/", views.StudyReport.as_view(), name="study_report"),
     path("studies/<int:pk>/notes/", views.StudyNotes.as_view(), name="study_notes"),
-    path("studies/<int:pk>/sign-off/", views.StudySignOff.as_view(), name="study_sign_off"),
+    path("studies/<int:pk>/reviews/", views.StudyReviews.as_view(), name="study_reviews"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("docs/", views.SwaggerDocsView.as_view(url_name="api:schema"), name="docs"),
 ]

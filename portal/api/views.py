@@ -209,6 +209,13 @@ class StudyReport(APIView):
         return Response(s.ReportSerializer(s.ReportSerializer.build(study, review)).data)
 
 
+def _review_error(exc: Any) -> Response:
+    return Response({"detail": exc.message}, status=exc.status)
+
+
+CONFLICT = {409: OpenApiResponse(ERR, "The study is in the wrong state for this action")}
+
+
 class StudyNotes(APIView):
     """Add a clinical note to a study (radiologists and administrators)."""
 
@@ -222,43 +229,40 @@ class StudyNotes(APIView):
         study = get_object_or_404(Study.objects.visible_to(request.user), pk=pk)
         data = s.NoteCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        if not data.validated_data["text"].strip():
-            raise ValidationError({"text": ["A note cannot be empty."]})
-        note = review_service.add_note(
-            study, user=request.user, text=data.validated_data["text"], for_patient=data.validated_data["for_patient"]
-        )
+        try:
+            note = review_service.add_note(
+                study, user=request.user, text=data.validated_data["text"],
+                for_patient=data.validated_data["for_patient"], request=request._request,
+            )
+        except review_service.ReviewError as exc:
+            return _review_error(exc)
         body = {"id": note.pk, "study": study.pk, "author": str(note.author), "text": note.text,
                 "for_patient": note.for_patient, "created_at": note.created_at}
         return Response(s.NoteSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
-class StudySignOff(APIView):
-    """Sign off (first report) or amend (later versions) a study awaiting review."""
+class StudyReviews(APIView):
+    """Write a report version: the first sign-off of a study awaiting review, or an
+    amendment (a reason is required) of a released one."""
 
     permission_classes = [ActiveUser, ClinicalStaffOr404]
 
     @extend_schema(request=s.SignOffSerializer,
-                   responses={201: s.ReportSerializer, **BAD_REQUEST, **AUTH_ERRORS, **NOT_FOUND})
+                   responses={201: s.ReportSerializer, **BAD_REQUEST, **AUTH_ERRORS, **NOT_FOUND, **CONFLICT})
     def post(self, request: Request, pk: int) -> Response:
         from portal.workflow import review as review_service
 
         study = get_object_or_404(Study.objects.visible_to(request.user), pk=pk)
         data = s.SignOffSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        v = data.validated_data
-        if study.status == StudyStatus.AWAITING_REVIEW:
-            action = review_service.sign_off
-        elif study.is_released:
-            action = review_service.amend
-        else:
-            raise ValidationError({"non_field_errors": [f"A study in status '{study.status}' cannot be signed."]})
+        action = review_service.amend if study.is_released else review_service.sign_off
         try:
-            review = action(study, user=request.user, decision=v["decision"], final_class=v["final_class"],
-                            reason=v["reason"], explanation_text=v["explanation_text"])
-        except (ValueError, review_service.ReviewError) as exc:  # the service's own input errors
-            raise ValidationError({"non_field_errors": [str(exc)]}) from exc
+            result = action(study, user=request.user, request=request._request, **data.validated_data)
+        except review_service.ReviewError as exc:
+            return _review_error(exc)
         study.refresh_from_db()
-        return Response(s.ReportSerializer(s.ReportSerializer.build(study, review)).data, status=status.HTTP_201_CREATED)
+        return Response(s.ReportSerializer(s.ReportSerializer.build(study, result.review)).data,
+                        status=status.HTTP_201_CREATED)
 
 
 # --- Docs -------------------------------------------------------------------------------------
