@@ -1,4 +1,5 @@
 """Test settings: fast hashing, isolated media, same code paths as production otherwise."""
+import os
 import tempfile
 from pathlib import Path
 
@@ -7,7 +8,8 @@ from portal.settings.base import STORAGES
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="portal-test-media-"))
+# Real-worker tests share one media folder between pytest and the workers it starts.
+MEDIA_ROOT = Path(os.environ.get("PORTAL_TEST_MEDIA_ROOT") or tempfile.mkdtemp(prefix="portal-test-media-"))
 if STORAGES["default"]["BACKEND"].endswith("FileSystemStorage"):
     STORAGES["default"]["OPTIONS"]["location"] = str(MEDIA_ROOT)
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
@@ -17,6 +19,10 @@ ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 # point them at TEST_REDIS_URL explicitly; a stray REDIS_URL must not leak work to Redis.
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = "memory://"
+if os.environ.get("CELERY_WORKER_TEST"):
+    # Set only on the `celery worker` processes that tests/pipeline starts.
+    CELERY_TASK_ALWAYS_EAGER = False
+    CELERY_BROKER_URL = os.environ["TEST_REDIS_URL"]
 AXES_ENABLED = True
 STATIC_ROOT = Path(tempfile.mkdtemp(prefix="portal-test-static-"))
 WHITENOISE_USE_FINDERS = True

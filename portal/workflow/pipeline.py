@@ -19,12 +19,14 @@ Celery task retries it with exponential backoff (`RetryLater.countdown`).
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
 
 from django.conf import settings
@@ -170,20 +172,15 @@ def get_predictor():
 
 
 def current_model_version() -> str | None:
-    """The version the worker will use, read from model metadata without loading the model
-    (web processes call this). None when it cannot be known cheaply."""
+    """The version a worker will use, read from the model's metadata.json without loading
+    the model (web processes call this). None when it cannot be read."""
     try:
-        from inference import predict
-    except ImportError:
-        return None
-    reader = getattr(predict, "current_model_version", None) or getattr(predict, "model_version", None)
-    if not callable(reader):
-        return None
-    try:
-        options = {k: v for k, v in _predictor_options().items() if v is not None}
-        return str(reader(**options))
-    except Exception:  # noqa: BLE001 - unknown version means "classify what has none"
-        log.exception("could not read the current model version")
+        from inference.predict import DEFAULT_MODELS_DIR, default_model_name
+
+        models_dir = Path(getattr(settings, "INFERENCE_MODELS_DIR", None) or DEFAULT_MODELS_DIR)
+        name = getattr(settings, "INFERENCE_DEFAULT_MODEL", "") or default_model_name(models_dir)
+        return str(json.loads((models_dir / name / "metadata.json").read_text())["version"])
+    except (ImportError, OSError, ValueError, KeyError):
         return None
 
 
