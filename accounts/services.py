@@ -32,7 +32,7 @@ def create_account(*, email: str, full_name: str, role: str, request: HttpReques
         user = User.objects.create_user(
             email=email, password=None, full_name=full_name.strip(), role=role, is_staff=role == Role.ADMINISTRATOR
         )
-        audit.record("user_created", request=request, obj=user, email_created=user.email, role_created=role)
+        audit.record("admin.user.create", request=request, obj=user, email_created=user.email, role_created=role)
     return user
 
 
@@ -64,7 +64,7 @@ def send_set_password_link(user: User, *, request: HttpRequest | None = None, re
         _("If you did not expect this message, contact the hospital."),
     ])
     send_mail(subject, body, None, [user.email])
-    audit.record("set_password_link_sent", request=request, obj=user, reason=reason)
+    audit.record("admin.user.set_password_link", request=request, obj=user, reason=reason)
 
 
 def end_sessions(user: User) -> int:
@@ -87,7 +87,7 @@ def reset_password(user: User, *, request: HttpRequest | None = None) -> None:
         user.set_unusable_password()
         user.save(update_fields=["password"])
         ended = end_sessions(user)
-        audit.record("password_reset", request=request, obj=user, sessions_ended=ended)
+        audit.record("admin.user.password_reset", request=request, obj=user, sessions_ended=ended)
     send_set_password_link(user, request=request, reason="reset")
 
 
@@ -98,10 +98,10 @@ def deactivate(user: User, *, request: HttpRequest | None = None) -> None:
         user.is_active = False
         user.save(update_fields=["is_active"])
         ended = end_sessions(user)
-        audit.record("user_deactivated", request=request, obj=user, sessions_ended=ended)
+        audit.record("admin.user.deactivate", request=request, obj=user, sessions_ended=ended)
 
 
 def reactivate(user: User, *, request: HttpRequest | None = None) -> None:
     user.is_active = True
     user.save(update_fields=["is_active"])
-    audit.record("user_reactivated", request=request, obj=user)
+    audit.record("admin.user.reactivate", request=request, obj=user)

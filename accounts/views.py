@@ -6,6 +6,8 @@ clinical app). Every change goes through accounts.services, which writes the aud
 from __future__ import annotations
 
 from datetime import datetime, time
+from functools import wraps
+from typing import Any, Callable
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
@@ -17,7 +19,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods
 
 from accounts import audit, services
 from accounts.forms import AuditFilterForm, EmailAuthenticationForm, StaffAccountForm, UserFilterForm
@@ -42,7 +44,7 @@ class SetPasswordView(auth_views.PasswordResetConfirmView):
 
     def form_valid(self, form):
         response = super().form_valid(form)
-        audit.record("password_set", request=self.request, actor=form.user, obj=form.user)
+        audit.record("account.password_set", request=self.request, actor=form.user, obj=form.user)
         messages.success(self.request, _("Your password is set. You can log in now."))
         return response
 
@@ -55,14 +57,28 @@ def require_administrator(user) -> None:
         raise Http404
 
 
+def admin_view(*methods: str) -> Callable:
+    """Log-in required, then administrators only (404 for anyone else, whatever the
+    method, so the area does not reveal itself), then the allowed methods (405)."""
+
+    def decorate(view: Callable) -> Callable:
+        @login_required
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+                    return require_http_methods(list(methods))(view)(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
 def _page(request: HttpRequest, queryset, per_page: int = 50):
     return Paginator(queryset, per_page).get_page(request.GET.get("page"))
 
 
-@login_required
+@admin_view("GET")
 def admin_home(request: HttpRequest) -> HttpResponse:
     """The user list with filters; the starting point of every administration task."""
-    require_administrator(request.user)
     form = UserFilterForm(request.GET or None)
     users = User.objects.order_by("email")
     if form.is_valid():
@@ -75,9 +91,8 @@ def admin_home(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/admin_home.html", {"form": form, "page": _page(request, users)})
 
 
-@login_required
+@admin_view("GET", "POST")
 def user_create(request: HttpRequest) -> HttpResponse:
-    require_administrator(request.user)
     form = StaffAccountForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -97,16 +112,14 @@ def user_create(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/user_form.html", {"form": form})
 
 
-@login_required
+@admin_view("GET")
 def user_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    require_administrator(request.user)
     target = get_object_or_404(User, pk=pk)
     recent = AuditEvent.objects.filter(Q(actor=target) | Q(object_type="accounts.user", object_id=str(target.pk)))[:20]
     return render(request, "accounts/user_detail.html", {"target": target, "recent": recent})
 
 
 def _user_action(request: HttpRequest, pk: int, action, done_message: str) -> HttpResponse:
-    require_administrator(request.user)
     target = get_object_or_404(User, pk=pk)
     try:
         action(target, request=request)
@@ -117,14 +130,12 @@ def _user_action(request: HttpRequest, pk: int, action, done_message: str) -> Ht
     return redirect("accounts:user_detail", pk=target.pk)
 
 
-@login_required
-@require_POST
+@admin_view("POST")
 def user_send_link(request: HttpRequest, pk: int) -> HttpResponse:
     return _user_action(request, pk, services.send_set_password_link, _("A set-password link was sent to %(email)s."))
 
 
-@login_required
-@require_POST
+@admin_view("POST")
 def user_reset_password(request: HttpRequest, pk: int) -> HttpResponse:
     return _user_action(
         request, pk, services.reset_password,
@@ -132,21 +143,18 @@ def user_reset_password(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@login_required
-@require_POST
+@admin_view("POST")
 def user_deactivate(request: HttpRequest, pk: int) -> HttpResponse:
     return _user_action(request, pk, services.deactivate, _("%(email)s is deactivated and logged out everywhere."))
 
 
-@login_required
-@require_POST
+@admin_view("POST")
 def user_reactivate(request: HttpRequest, pk: int) -> HttpResponse:
     return _user_action(request, pk, services.reactivate, _("%(email)s is active again."))
 
 
-@login_required
+@admin_view("GET")
 def audit_log(request: HttpRequest) -> HttpResponse:
-    require_administrator(request.user)
     form = AuditFilterForm(request.GET or None)
     events = AuditEvent.objects.all()
     if form.is_valid():

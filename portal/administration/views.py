@@ -3,25 +3,22 @@ one scans.Patient; these views create, link and unlink that pairing, and audit i
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
 
 from accounts import audit, services
 from accounts.models import Role
-from accounts.views import require_administrator
+from accounts.views import admin_view
 from portal.administration.forms import LinkAccountForm, PatientAccountForm, PatientFilterForm
 from scans.models import Patient
 
 
-@login_required
+@admin_view("GET")
 def patients(request: HttpRequest) -> HttpResponse:
-    require_administrator(request.user)
     form = PatientFilterForm(request.GET or None)
     records = Patient.objects.select_related("user").order_by("mrn")
     if form.is_valid():
@@ -33,16 +30,14 @@ def patients(request: HttpRequest) -> HttpResponse:
     return render(request, "administration/patients.html", {"form": form, "page": page})
 
 
-@login_required
+@admin_view("GET")
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    require_administrator(request.user)
     record = get_object_or_404(Patient.objects.select_related("user"), pk=pk)
     return render(request, "administration/patient_detail.html", {"record": record, "link_form": LinkAccountForm()})
 
 
-@login_required
+@admin_view("GET", "POST")
 def patient_account_create(request: HttpRequest) -> HttpResponse:
-    require_administrator(request.user)
     form = PatientAccountForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -56,14 +51,14 @@ def patient_account_create(request: HttpRequest) -> HttpResponse:
                     record = Patient.objects.create(
                         mrn=data["mrn"], full_name=data["full_name"], birth_date=data["birth_date"]
                     )
-                    audit.record("patient_record_created", request=request, obj=record, patient_id=record.pk, mrn=record.mrn)
+                    audit.record("admin.patient.create", request=request, obj=record, patient_id=record.pk, mrn=record.mrn)
                 # Lock the row: two administrators must not link the same record at once.
                 record = Patient.objects.select_for_update().get(pk=record.pk)
                 if record.user_id is not None:
                     raise services.AccountError(_("This record was linked to another account meanwhile."))
                 record.user = user
                 record.save(update_fields=["user"])
-                audit.record("patient_linked", request=request, obj=record, patient_id=record.pk, user_id=user.pk)
+                audit.record("admin.patient.link", request=request, obj=record, patient_id=record.pk, user_id=user.pk)
         except services.AccountError as exc:
             form.add_error(None, str(exc))
         else:
@@ -76,10 +71,8 @@ def patient_account_create(request: HttpRequest) -> HttpResponse:
     return render(request, "administration/patient_account_form.html", {"form": form})
 
 
-@login_required
-@require_POST
+@admin_view("POST")
 def patient_link(request: HttpRequest, pk: int) -> HttpResponse:
-    require_administrator(request.user)
     form = LinkAccountForm(request.POST)
     with transaction.atomic():
         record = get_object_or_404(Patient.objects.select_for_update(), pk=pk)
@@ -90,15 +83,13 @@ def patient_link(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             record.user = form.cleaned_data["user"]
             record.save(update_fields=["user"])
-            audit.record("patient_linked", request=request, obj=record, patient_id=record.pk, user_id=record.user_id)
+            audit.record("admin.patient.link", request=request, obj=record, patient_id=record.pk, user_id=record.user_id)
             messages.success(request, _("Linked %(email)s to this record.") % {"email": record.user.email})
     return redirect("administration:patient_detail", pk=pk)
 
 
-@login_required
-@require_POST
+@admin_view("POST")
 def patient_unlink(request: HttpRequest, pk: int) -> HttpResponse:
-    require_administrator(request.user)
     with transaction.atomic():
         record = get_object_or_404(Patient.objects.select_for_update().select_related("user"), pk=pk)
         if record.user is None:
@@ -109,6 +100,6 @@ def patient_unlink(request: HttpRequest, pk: int) -> HttpResponse:
             record.save(update_fields=["user"])
             # The account now sees nothing; end its sessions so no open page keeps showing data.
             services.end_sessions(user)
-            audit.record("patient_unlinked", request=request, obj=record, patient_id=record.pk, user_id=user.pk)
+            audit.record("admin.patient.unlink", request=request, obj=record, patient_id=record.pk, user_id=user.pk)
             messages.success(request, _("Unlinked %(email)s from this record.") % {"email": user.email})
     return redirect("administration:patient_detail", pk=pk)

@@ -78,7 +78,7 @@ class TokenView(APIView):
         http_request = request._request
         credentials = {"username": email}
         if AxesProxyHandler.is_locked(http_request, credentials):
-            audit.record("login_locked_out", request=http_request, email=email, via="api")
+            audit.record("login.locked_out", request=http_request, email=email, via="api")
             return Response({"detail": "Too many failed attempts; try again later."}, status=429)
         user = authenticate(http_request, username=email, password=data.validated_data["password"])
         if user is None:
@@ -88,7 +88,7 @@ class TokenView(APIView):
                 return Response({"detail": "Too many failed attempts; try again later."}, status=429)
             raise ValidationError({"non_field_errors": ["E-mail or password is wrong, or the account is inactive."]})
         token, _ = Token.objects.get_or_create(user=user)
-        audit.record("api_token_issued", request=http_request, actor=user, obj=user)
+        audit.record("api.token.issue", request=http_request, actor=user, obj=user)
         return Response({"token": token.key})
 
     @extend_schema(responses={204: None, **AUTH_ERRORS})
@@ -97,7 +97,7 @@ class TokenView(APIView):
             self.permission_denied(request)
         deleted, _ = Token.objects.filter(user=request.user).delete()
         if deleted:
-            audit.record("api_token_revoked", request=request._request, obj=request.user)
+            audit.record("api.token.revoke", request=request._request, obj=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -128,7 +128,7 @@ class PatientDetail(generics.RetrieveAPIView):
     @extend_schema(responses={200: s.PatientSerializer, **AUTH_ERRORS, **NOT_FOUND})
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         response = super().get(request, *args, **kwargs)
-        audit.record("patient_view", request=request._request, object_type="scans.patient",
+        audit.record("api.patient.view", request=request._request, object_type="scans.patient",
                      object_id=kwargs["pk"], patient_id=kwargs["pk"], via="api")
         return response
 
@@ -186,7 +186,7 @@ class StudyDetail(generics.RetrieveAPIView):
     @extend_schema(responses={200: s.StudyDetailSerializer, **AUTH_ERRORS, **NOT_FOUND})
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         study = self.get_object()
-        audit.record("study_view", request=request._request, obj=study, patient_id=study.patient_id, via="api")
+        audit.record("api.study.view", request=request._request, obj=study, patient_id=study.patient_id, via="api")
         return Response(self.get_serializer(study).data)
 
 
@@ -204,7 +204,7 @@ class StudyReport(APIView):
         )
         if review is None:
             raise Http404
-        audit.record("report_view", request=request._request, obj=study, patient_id=study.patient_id,
+        audit.record("api.report.view", request=request._request, obj=study, patient_id=study.patient_id,
                      version=review.version, via="api")
         return Response(s.ReportSerializer(s.ReportSerializer.build(study, review)).data)
 

@@ -38,7 +38,7 @@ def test_token_endpoint_issues_token_and_refuses_bad_credentials(client, radiolo
     assert ok.status_code == 200
     key = ok.json()["token"]
     assert Token.objects.get(user=radiologist).key == key
-    assert AuditEvent.objects.filter(action="api_token_issued", actor=radiologist).exists()
+    assert AuditEvent.objects.filter(action="api.token.issue", actor=radiologist).exists()
     bad = client.post(url, {"email": radiologist.email, "password": "wrong-password-123"}, content_type="application/json")
     assert bad.status_code == 400
     assert AuditEvent.objects.filter(action="login_failed", actor_email=radiologist.email).exists()
@@ -86,7 +86,7 @@ def test_report_is_the_signed_final_class_and_is_audited(patient_alice, studies)
     report = response.json()
     assert report["final_class"] == "meningioma" and report["version"] == 1 and report["amended"] is False
     assert report["signed_by"] == "Dr Rita Radiologist"
-    event = AuditEvent.objects.filter(action="report_view", actor=patient_alice).get()
+    event = AuditEvent.objects.filter(action="api.report.view", actor=patient_alice).get()
     assert event.object_id == str(study.pk) and event.patient_id == study.patient_id and event.client_ip == "127.0.0.1"
 
 
@@ -97,7 +97,7 @@ def test_staff_see_everything_with_prediction_and_series(radiologist, studies):
     detail = api.get(reverse("api:study_detail", args=[studies["alice_pending"].pk])).json()
     assert detail["prediction"]["label"] == "glioma" and detail["final_class"] is None
     assert detail["series"][0]["slice_count"] == 3 and detail["series"][0]["prediction"]["confidence"] == pytest.approx(0.93)
-    assert AuditEvent.objects.filter(action="study_view", actor=radiologist, object_id=str(studies["alice_pending"].pk)).exists()
+    assert AuditEvent.objects.filter(action="api.study.view", actor=radiologist, object_id=str(studies["alice_pending"].pk)).exists()
     # No report before sign-off, for staff too.
     assert api.get(reverse("api:study_report", args=[studies["alice_pending"].pk])).status_code == 404
     assert api.get(reverse("api:study_list"), {"status": "nonsense"}).status_code == 400

@@ -41,8 +41,8 @@ def test_create_radiologist_sends_invitation_and_audits(admin_client, administra
     )
     user = User.objects.get(email="new.doc@example.org")
     assert response.status_code == 302 and user.role == "radiologist" and not user.has_usable_password()
-    assert AuditEvent.objects.filter(action="user_created", actor=administrator, object_id=str(user.pk)).exists()
-    assert AuditEvent.objects.filter(action="set_password_link_sent", object_id=str(user.pk)).exists()
+    assert AuditEvent.objects.filter(action="admin.user.create", actor=administrator, object_id=str(user.pk)).exists()
+    assert AuditEvent.objects.filter(action="admin.user.set_password_link", object_id=str(user.pk)).exists()
     link = _link_from_outbox(user.email)
     admin_client.logout()
     done = _set_password(admin_client, link)
@@ -70,8 +70,8 @@ def test_create_patient_account_with_new_record(admin_client, administrator):
     assert response.status_code == 302
     assert record.user.email == "pat@example.org" and record.user.role == "patient"
     actions = set(AuditEvent.objects.filter(actor=administrator).values_list("action", flat=True))
-    assert {"user_created", "patient_record_created", "patient_linked", "set_password_link_sent"} <= actions
-    assert AuditEvent.objects.get(action="patient_linked").patient_id == record.pk
+    assert {"admin.user.create", "admin.patient.create", "admin.patient.link", "admin.user.set_password_link"} <= actions
+    assert AuditEvent.objects.get(action="admin.patient.link").patient_id == record.pk
 
 
 def test_create_patient_account_for_existing_record_and_validation(admin_client, patient_alice):
@@ -103,7 +103,7 @@ def test_link_and_unlink_existing_account(admin_client, client):
     admin_client.post(reverse("administration:patient_unlink", args=[record.pk]))
     record.refresh_from_db()
     assert record.user is None
-    assert AuditEvent.objects.filter(action="patient_unlinked", patient_id=record.pk).exists()
+    assert AuditEvent.objects.filter(action="admin.patient.unlink", patient_id=record.pk).exists()
 
 
 def test_reset_password_invalidates_old_password_and_sessions(admin_client, radiologist, client):
@@ -116,7 +116,7 @@ def test_reset_password_invalidates_old_password_and_sessions(admin_client, radi
     radiologist.refresh_from_db()
     assert not radiologist.has_usable_password()
     assert victim.get(reverse("radiology:worklist")).status_code == 302  # back to login
-    assert AuditEvent.objects.filter(action="password_reset", object_id=str(radiologist.pk)).exists()
+    assert AuditEvent.objects.filter(action="admin.user.password_reset", object_id=str(radiologist.pk)).exists()
     link = _link_from_outbox(radiologist.email)
     _set_password(Client(), link)
     radiologist.refresh_from_db()
@@ -145,7 +145,7 @@ def test_deactivate_ends_sessions_and_reactivate(admin_client, administrator, ra
     radiologist.refresh_from_db()
     assert not radiologist.is_active
     assert victim.get(reverse("radiology:worklist")).status_code == 302
-    assert AuditEvent.objects.get(action="user_deactivated").detail["sessions_ended"] == 1
+    assert AuditEvent.objects.get(action="admin.user.deactivate").detail["sessions_ended"] == 1
     # Cannot deactivate yourself.
     admin_client.post(reverse("accounts:user_deactivate", args=[administrator.pk]))
     administrator.refresh_from_db()
@@ -158,12 +158,12 @@ def test_deactivate_ends_sessions_and_reactivate(admin_client, administrator, ra
 def test_audit_log_filters(admin_client, administrator, radiologist, patient_alice):
     from accounts import audit
 
-    audit.record("study_view", actor=radiologist, object_type="scans.study", object_id=7, patient_id=99)
-    audit.record("report_view", actor=patient_alice, object_type="scans.study", object_id=8, patient_id=100)
+    audit.record("api.study.view", actor=radiologist, object_type="scans.study", object_id=7, patient_id=99)
+    audit.record("api.report.view", actor=patient_alice, object_type="scans.study", object_id=8, patient_id=100)
     url = reverse("accounts:audit_log")
     page = admin_client.get(url, {"actor": "rita"})
-    assert {e.action for e in page.context["page"]} == {"study_view"}
-    assert {e.action for e in admin_client.get(url, {"patient": 100}).context["page"]} == {"report_view"}
+    assert {e.action for e in page.context["page"]} == {"api.study.view"}
+    assert {e.action for e in admin_client.get(url, {"patient": 100}).context["page"]} == {"api.report.view"}
     assert {e.object_id for e in admin_client.get(url, {"object_type": "scans.study", "object_id": "7"}).context["page"]} == {"7"}
     assert list(admin_client.get(url, {"date_from": "2000-01-01", "date_to": "2000-01-02"}).context["page"]) == []
     bad = admin_client.get(url, {"date_from": "2020-01-02", "date_to": "2020-01-01"})
