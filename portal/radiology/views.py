@@ -1,14 +1,281 @@
-"""Radiologist workspace views."""
+"""Radiologist workspace: worklist, study viewer and review panel, patient history.
+
+Every page is for clinical staff only (anyone else gets 404 from require_clinical_staff) and
+every view and action writes an audit row.
+"""
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any, Callable
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
 
-from scans.access import require_clinical_staff
-from scans.models import Study
+from accounts.audit import record
+from portal.radiology import queries
+from portal.workflow import review as review_service
+from scans.access import get_patient_for, get_study_for, require_clinical_staff
+from scans.models import (
+    ClinicalNote,
+    Prediction,
+    Review,
+    ReviewDecision,
+    Series,
+    SlicePrediction,
+    StudyStatus,
+    TumourClass,
+)
+
+PAGE_SIZE = 25
+PROCESSING_STATUSES = (StudyStatus.RECEIVED, StudyStatus.PROCESSING)
 
 
-@login_required
+def staff_view(*methods: str) -> Callable:
+    """Log-in required, then clinical staff only (404 for anyone else, whatever the method),
+    then the allowed HTTP methods (405)."""
+
+    def decorate(view: Callable) -> Callable:
+        @login_required
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            require_clinical_staff(request.user)
+            return require_http_methods(list(methods))(view)(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+# --- Worklist ---------------------------------------------------------------------------------
+
+
+@staff_view("GET")
 def worklist(request: HttpRequest) -> HttpResponse:
-    require_clinical_staff(request.user)
-    studies = Study.objects.awaiting_review().select_related("patient")[:50]
-    return render(request, "radiology/worklist.html", {"studies": studies})
+    filters = queries.WorklistFilters.from_query(request.GET)
+    page = Paginator(queries.worklist(filters), PAGE_SIZE).get_page(request.GET.get("page"))
+    counts = queries.status_counts(filters)
+    params = request.GET.copy()
+    params.pop("page", None)
+    status_params = params.copy()
+    status_params.pop("status", None)
+    record(
+        "radiology.worklist.view",
+        request=request,
+        filters={k: v for k, v in request.GET.items() if k != "page"},
+        page=page.number,
+        shown=len(page.object_list),
+    )
+    status_tabs = [
+        (value, label, counts.get(value, 0))
+        for value, label in [(queries.ALL_STATUSES, _("All")), *StudyStatus.choices]
+    ]
+    return render(
+        request,
+        "radiology/worklist.html",
+        {
+            "page": page,
+            "filters": filters,
+            "status_tabs": status_tabs,
+            "ai_class_choices": queries.AI_CLASS_CHOICES,
+            "status_choices": StudyStatus.choices,
+            "query_string": params.urlencode(),
+            "status_query_string": status_params.urlencode(),
+            "processing_statuses": PROCESSING_STATUSES,
+            "high_confidence_pct": round(queries.HIGH_CONFIDENCE * 100),
+        },
+        status=400 if filters.errors else 200,
+    )
+
+
+# --- Study page -------------------------------------------------------------------------------
+
+
+def _tumour_probability(probabilities: dict[str, float]) -> float | None:
+    if not probabilities:
+        return None
+    return max(0.0, min(1.0, 1.0 - float(probabilities.get(TumourClass.NOTUMOR, 0.0))))
+
+
+def _viewer_data(series: Series, prediction: Prediction | None) -> dict[str, Any]:
+    """Everything the viewer script needs, passed with json_script (no inline script)."""
+    slice_results: dict[int, SlicePrediction] = {}
+    if prediction is not None:
+        slice_results = {sp.slice_id: sp for sp in prediction.slice_results.all()}
+    slices = []
+    for index, sl in enumerate(series.ordered_slices()):
+        result = slice_results.get(sl.pk)
+        probabilities = result.probabilities if result else {}
+        top = max(probabilities, key=probabilities.get) if probabilities else None
+        slices.append(
+            {
+                "id": sl.pk,
+                "index": index,
+                "instance": sl.instance_number,
+                "location": sl.slice_location,
+                "image": reverse("scans:slice_image", args=[sl.pk]),
+                "thumbnail": reverse("scans:slice_thumbnail", args=[sl.pk]),
+                "heatmap": reverse("scans:slice_heatmap", args=[sl.pk]) if result and result.heatmap else None,
+                "wc": sl.window_center,
+                "ww": sl.window_width,
+                "tumour_probability": _tumour_probability(probabilities),
+                "top_class": top,
+                "is_brain_mri": result.is_brain_mri if result else None,
+                "is_key": prediction is not None and prediction.key_slice_id == sl.pk,
+            }
+        )
+    return {"series": series.pk, "slices": slices}
+
+
+def _study_context(request: HttpRequest, study, *, form_errors: dict[str, str] | None = None, posted=None) -> dict:
+    series_list = list(study.series.all())
+    latest = {p.series_id: p for p in review_service.latest_predictions(study)}
+    selected = series_list[0] if series_list else None
+    wanted = request.GET.get("series", "")
+    if wanted.isdigit():
+        selected = next((s for s in series_list if s.pk == int(wanted)), selected)
+    prediction = latest.get(selected.pk) if selected else None
+    viewer = _viewer_data(selected, prediction) if selected else {"series": None, "slices": []}
+    slice_rows = viewer["slices"]
+    primary = review_service.primary_prediction(study)
+    reviews = list(study.reviews.select_related("author", "prediction").order_by("-version"))
+    latest_review = next((r for r in reviews if r.signed_at), None)
+    explanation = review_service.latest_explanation(study)
+    return {
+        "study": study,
+        "patient": study.patient,
+        "series_rows": [(s, latest.get(s.pk), s.slices.count()) for s in series_list],
+        "selected_series": selected,
+        "prediction": prediction,
+        "primary": primary,
+        "viewer_data": viewer,
+        "slice_rows": slice_rows,
+        "key_slice_row": next((r for r in slice_rows if r["is_key"]), None),
+        "not_brain_mri": any(p is not None and not p.is_brain_mri for p in latest.values()),
+        "reviews": reviews,
+        "latest_review": latest_review,
+        "notes": ClinicalNote.objects.filter(study=study).select_related("author"),
+        "explanation": explanation,
+        "can_sign": study.status == StudyStatus.AWAITING_REVIEW,
+        "can_amend": study.is_released,
+        "class_choices": TumourClass.choices,
+        "decision_choices": ReviewDecision.choices,
+        "form_errors": form_errors or {},
+        "posted": posted or {},
+        "processing": study.status in PROCESSING_STATUSES,
+    }
+
+
+@staff_view("GET")
+def study_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    study = get_study_for(request.user, pk)
+    context = _study_context(request, study)
+    record(
+        "radiology.study.view",
+        request=request,
+        obj=study,
+        patient_id=study.patient_id,
+        series_id=context["selected_series"].pk if context["selected_series"] else None,
+    )
+    return render(request, "radiology/study.html", context)
+
+
+def _rerender_with_error(request: HttpRequest, study, error: review_service.ReviewError, field: str) -> HttpResponse:
+    record(
+        "review.refused",
+        request=request,
+        obj=study,
+        patient_id=study.patient_id,
+        form=field,
+        error=error.message,
+    )
+    messages.error(request, error.message)
+    context = _study_context(request, study, form_errors={field: error.message}, posted=request.POST)
+    return render(request, "radiology/study.html", context, status=error.status)
+
+
+def _review_action(request: HttpRequest, pk: int, *, amendment: bool) -> HttpResponse:
+    study = get_study_for(request.user, pk)
+    action = review_service.amend if amendment else review_service.sign_off
+    explanation_text = request.POST.get("explanation_text")
+    try:
+        result = action(
+            study,
+            user=request.user,
+            decision=request.POST.get("decision", ""),
+            final_class=request.POST.get("final_class") or None,
+            reason=request.POST.get("reason", ""),
+            report_text=request.POST.get("report_text", ""),
+            explanation_text=explanation_text,
+            request=request,
+        )
+    except review_service.ReviewError as error:
+        return _rerender_with_error(request, study, error, "amend" if amendment else "sign_off")
+    if amendment:
+        messages.success(request, _("Amendment saved as version %(v)d and released to the patient.") % {"v": result.review.version})
+    else:
+        messages.success(request, _("Report signed and released to the patient."))
+    if result.explanation is None:
+        messages.warning(request, _("There was no patient explanation to approve yet."))
+    return redirect("radiology:study", pk=study.pk)
+
+
+@staff_view("POST")
+def sign_off(request: HttpRequest, pk: int) -> HttpResponse:
+    return _review_action(request, pk, amendment=False)
+
+
+@staff_view("POST")
+def amend(request: HttpRequest, pk: int) -> HttpResponse:
+    return _review_action(request, pk, amendment=True)
+
+
+@staff_view("POST")
+def add_note(request: HttpRequest, pk: int) -> HttpResponse:
+    study = get_study_for(request.user, pk)
+    try:
+        review_service.add_note(
+            study,
+            user=request.user,
+            text=request.POST.get("text", ""),
+            for_patient=request.POST.get("for_patient") == "on",
+            request=request,
+        )
+    except review_service.ReviewError as error:
+        return _rerender_with_error(request, study, error, "note")
+    messages.success(request, _("Note added."))
+    return redirect(reverse("radiology:study", args=[study.pk]) + "#notes")
+
+
+@staff_view("POST")
+def regenerate_explanation(request: HttpRequest, pk: int) -> HttpResponse:
+    study = get_study_for(request.user, pk)
+    try:
+        review_service.regenerate_explanation(study, user=request.user, request=request)
+    except review_service.ReviewError as error:
+        return _rerender_with_error(request, study, error, "explanation")
+    messages.success(request, _("A new draft explanation was requested."))
+    return redirect(reverse("radiology:study", args=[study.pk]) + "#explanation")
+
+
+# --- Patient history --------------------------------------------------------------------------
+
+
+@staff_view("GET")
+def patient_history(request: HttpRequest, pk: int) -> HttpResponse:
+    patient = get_patient_for(request.user, pk)
+    studies = list(queries.with_ai_result(patient.studies.all()).order_by("-created_at", "-id"))
+    reviews: dict[int, list] = {}
+    for r in Review.objects.filter(study__patient=patient).select_related("author").order_by("study_id", "-version"):
+        reviews.setdefault(r.study_id, []).append(r)
+    notes: dict[int, list] = {}
+    for n in ClinicalNote.objects.filter(study__patient=patient).select_related("author"):
+        notes.setdefault(n.study_id, []).append(n)
+    timeline = [{"study": s, "reviews": reviews.get(s.pk, []), "notes": notes.get(s.pk, [])} for s in studies]
+    record("radiology.patient_history.view", request=request, obj=patient, patient_id=patient.pk, studies=len(studies))
+    return render(request, "radiology/patient_history.html", {"patient": patient, "timeline": timeline})

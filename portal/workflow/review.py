@@ -1,0 +1,299 @@
+"""The radiologist's decision: confirm or override the AI result, notes, sign-off and
+amendments.
+
+A report is a chain of Review rows. Version 1 is the first sign-off and releases the study
+to the patient (AWAITING_REVIEW → SIGNED). Every later change is an amendment: a new row with
+the next version number (SIGNED/AMENDED → AMENDED); earlier rows are never touched. The
+patient always sees the latest signed version.
+
+Concurrency: the study row is locked (SELECT ... FOR UPDATE) while its status is checked and
+the next version is written, so two radiologists signing at once cannot both create version 1;
+the unique (study, version) constraint is the backstop on databases without row locks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.audit import record
+from scans.models import (
+    TUMOUR_CLASSES,
+    ClinicalNote,
+    PatientExplanation,
+    Prediction,
+    Review,
+    ReviewDecision,
+    Study,
+    StudyStatus,
+)
+
+MAX_TEXT = 20_000
+
+
+class ReviewError(Exception):
+    """A review action that cannot be done. `status` is the HTTP status a view should answer:
+    400 for bad input, 409 when the study is in the wrong state for the action."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class SignOffResult:
+    review: Review
+    explanation: PatientExplanation | None
+
+
+# --- AI result of a study ---------------------------------------------------------------------
+
+
+def latest_predictions(study: Study) -> list[Prediction]:
+    """The newest prediction of each series of the study (a series re-run by a newer model
+    version has several; the newest one is the one shown and reviewed)."""
+    latest: dict[int, Prediction] = {}
+    for prediction in Prediction.objects.filter(series__study=study).order_by("series_id", "-created_at", "-id"):
+        latest.setdefault(prediction.series_id, prediction)
+    return list(latest.values())
+
+
+def primary_prediction(study: Study) -> Prediction | None:
+    """The AI result the study is reviewed against: the most suspicious series wins (a flagged
+    tumour before anything else, then the higher confidence)."""
+    predictions = latest_predictions(study)
+    if not predictions:
+        return None
+    return max(predictions, key=lambda p: (p.flags_tumour, p.is_brain_mri, p.confidence, p.created_at))
+
+
+# --- Sign-off and amendment -------------------------------------------------------------------
+
+
+def _clean_text(value: str | None, field: str) -> str:
+    text = (value or "").strip()
+    if len(text) > MAX_TEXT:
+        raise ReviewError(_("%(field)s is too long (at most %(n)d characters).") % {"field": field, "n": MAX_TEXT})
+    return text
+
+
+def _resolve_decision(
+    prediction: Prediction | None, decision: str, final_class: str | None, reason: str
+) -> tuple[str, str]:
+    """Check the decision and return (decision, final_class)."""
+    if decision not in ReviewDecision.values:
+        raise ReviewError(_("Choose whether to confirm or override the AI result."))
+    if decision == ReviewDecision.CONFIRM:
+        if prediction is None or not prediction.is_brain_mri or prediction.label not in TUMOUR_CLASSES:
+            raise ReviewError(
+                _("There is no AI tumour class to confirm: override with a final class and a reason.")
+            )
+        if final_class and final_class != prediction.label:
+            raise ReviewError(
+                _("Confirming keeps the AI class (%(ai)s); to record %(final)s, override with a reason.")
+                % {"ai": prediction.label, "final": final_class}
+            )
+        return decision, prediction.label
+    if final_class not in TUMOUR_CLASSES:
+        raise ReviewError(_("Choose the final class for the override."))
+    if not reason:
+        raise ReviewError(_("An override needs a reason."))
+    return decision, final_class
+
+
+def latest_explanation(study: Study) -> PatientExplanation | None:
+    return study.explanations.order_by("-created_at", "-id").first()
+
+
+def _approve_explanation(
+    study: Study, review: Review, user: Any, explanation_text: str | None
+) -> tuple[PatientExplanation | None, bool]:
+    """Approve the newest explanation of the study with this review (the patient portal's
+    service does the work). Returns (explanation, edited by the radiologist)."""
+    explanation = latest_explanation(study)
+    if explanation is None:
+        return None, False
+    from portal.workflow.explanations import approve_explanation
+
+    text = explanation_text if explanation_text else None
+    edited = text is not None and text != explanation.text.strip()
+    return approve_explanation(explanation, review=review, user=user, text=text if edited else None), edited
+
+
+def _write_version(
+    study: Study,
+    *,
+    user: Any,
+    decision: str,
+    final_class: str | None,
+    reason: str,
+    report_text: str,
+    explanation_text: str | None,
+    amendment: bool,
+    request: Any = None,
+) -> SignOffResult:
+    if not getattr(user, "is_clinical_staff", False) or not user.is_active:
+        raise ReviewError(_("Only a radiologist may sign a report."), status=403)
+    reason = _clean_text(reason, _("Reason"))
+    report_text = _clean_text(report_text, _("Report"))
+    if explanation_text is not None:
+        explanation_text = _clean_text(explanation_text, _("Explanation"))
+    if amendment and not reason:
+        raise ReviewError(_("An amendment needs a reason."))
+
+    with transaction.atomic():
+        locked = Study.objects.select_for_update().get(pk=study.pk)
+        if amendment:
+            if not locked.is_released:
+                raise ReviewError(_("Only a signed report can be amended; sign it off first."), status=409)
+        elif locked.status != StudyStatus.AWAITING_REVIEW:
+            if locked.is_released:
+                raise ReviewError(_("This report is already signed: changes go through an amendment."), status=409)
+            raise ReviewError(
+                _("This study is not awaiting review (status: %(status)s).") % {"status": locked.get_status_display()},
+                status=409,
+            )
+        prediction = primary_prediction(locked)
+        decision, final_class = _resolve_decision(prediction, decision, final_class, reason)
+        version = (locked.reviews.aggregate(v=Max("version"))["v"] or 0) + 1
+        previous = locked.latest_review()
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                review = Review.objects.create(
+                    study=locked,
+                    version=version,
+                    prediction=prediction,
+                    decision=decision,
+                    final_class=final_class,
+                    reason=reason,
+                    report_text=report_text,
+                    author=user,
+                    created_at=now,
+                    signed_at=now,
+                )
+        except IntegrityError as exc:
+            raise ReviewError(_("Someone else signed this study at the same moment; reload the page."), status=409) from exc
+        locked.transition_to(StudyStatus.AMENDED if amendment else StudyStatus.SIGNED)
+        explanation, edited = _approve_explanation(locked, review, user, explanation_text)
+        record(
+            "review.amend" if amendment else "review.sign_off",
+            request=request,
+            actor=user,
+            obj=review,
+            patient_id=locked.patient_id,
+            study_id=locked.pk,
+            version=version,
+            decision=decision,
+            final_class=final_class,
+            ai_class=prediction.label if prediction else None,
+            ai_model_version=prediction.model_version if prediction else None,
+            previous_version=previous.version if previous else None,
+            previous_final_class=previous.final_class if previous else None,
+            explanation_id=explanation.pk if explanation else None,
+            explanation_edited=edited,
+        )
+    study.refresh_from_db()
+    return SignOffResult(review=review, explanation=explanation)
+
+
+def sign_off(
+    study: Study,
+    *,
+    user: Any,
+    decision: str,
+    final_class: str | None = None,
+    reason: str = "",
+    report_text: str = "",
+    explanation_text: str | None = None,
+    request: Any = None,
+) -> SignOffResult:
+    """First sign-off: version 1, AWAITING_REVIEW → SIGNED, explanation approved. Refused for
+    a study in any other state (a released one changes only through `amend`)."""
+    return _write_version(
+        study,
+        user=user,
+        decision=decision,
+        final_class=final_class,
+        reason=reason,
+        report_text=report_text,
+        explanation_text=explanation_text,
+        amendment=False,
+        request=request,
+    )
+
+
+# The brief's other name for the same step: a decision is saved by signing it.
+save_decision = sign_off
+
+
+def amend(
+    study: Study,
+    *,
+    user: Any,
+    decision: str,
+    final_class: str | None = None,
+    reason: str,
+    report_text: str = "",
+    explanation_text: str | None = None,
+    request: Any = None,
+) -> SignOffResult:
+    """A new version of a released report (SIGNED/AMENDED → AMENDED). The reason is required
+    and recorded on the new version; earlier versions are kept unchanged."""
+    return _write_version(
+        study,
+        user=user,
+        decision=decision,
+        final_class=final_class,
+        reason=reason,
+        report_text=report_text,
+        explanation_text=explanation_text,
+        amendment=True,
+        request=request,
+    )
+
+
+# --- Notes ------------------------------------------------------------------------------------
+
+
+def add_note(study: Study, *, user: Any, text: str, for_patient: bool = False, request: Any = None) -> ClinicalNote:
+    """Append a clinical note (notes are never edited or deleted)."""
+    if not getattr(user, "is_clinical_staff", False) or not user.is_active:
+        raise ReviewError(_("Only clinical staff may add notes."), status=403)
+    text = _clean_text(text, _("Note"))
+    if not text:
+        raise ReviewError(_("A note cannot be empty."))
+    note = ClinicalNote.objects.create(study=study, author=user, text=text, for_patient=bool(for_patient))
+    record(
+        "review.note_add",
+        request=request,
+        actor=user,
+        obj=note,
+        patient_id=study.patient_id,
+        study_id=study.pk,
+        for_patient=note.for_patient,
+        length=len(text),
+    )
+    return note
+
+
+def regenerate_explanation(study: Study, *, user: Any, request: Any = None) -> Any:
+    """Ask the pipeline for a fresh draft of the patient explanation."""
+    from portal.workflow.pipeline import request_explanation
+
+    # A new draft is never shown to the patient until a sign-off or amendment approves it.
+    job = request_explanation(study, regenerate=True)
+    record(
+        "explanation.regenerate",
+        request=request,
+        actor=user,
+        obj=study,
+        patient_id=study.patient_id,
+        job_id=getattr(job, "pk", None),
+    )
+    return job

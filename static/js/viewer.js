@@ -1,0 +1,297 @@
+/* Slice viewer for the radiologist's study page.
+ *
+ * Data comes from the json_script element #viewer-data (no inline script: CSP is
+ * script-src 'self'). Slice images are rendered by the server at the requested window
+ * (scans:slice_image?wc=&ww=); heat maps come from scans:slice_heatmap.
+ *
+ * Controls: mouse wheel / arrow keys / Page Up / Page Down / Home / End / slider change the
+ * slice; drag adjusts window (horizontal) and level (vertical); presets; + / - / 0 zoom;
+ * H toggles the heat map; K jumps to the key slice.
+ */
+(function () {
+  "use strict";
+
+  // --- Review form: the override fields matter only when "override" is chosen -------------
+  document.querySelectorAll("form.review-form").forEach(function (form) {
+    var fields = form.querySelector("[data-override-fields]");
+    if (!fields) { return; }
+    function sync() {
+      var chosen = form.querySelector("input[name=decision]:checked");
+      var override = !chosen || chosen.value === "override";
+      fields.hidden = !override;
+      fields.querySelectorAll("select, textarea").forEach(function (el) { el.disabled = !override; });
+    }
+    form.querySelectorAll("input[name=decision]").forEach(function (r) { r.addEventListener("change", sync); });
+    sync();
+  });
+}());
+
+(function () {
+  "use strict";
+
+  var dataEl = document.getElementById("viewer-data");
+  var viewer = document.getElementById("viewer");
+  if (!dataEl || !viewer) { return; }
+  var data = JSON.parse(dataEl.textContent);
+  var slices = data.slices || [];
+  if (!slices.length) { return; }
+
+  var viewport = document.getElementById("viewport");
+  var stack = document.getElementById("stack");
+  var img = document.getElementById("slice-image");
+  var overlay = document.getElementById("heatmap-overlay");
+  var slider = document.getElementById("slice-slider");
+  var indexOut = document.getElementById("slice-index");
+  var keyMarker = document.getElementById("slice-key-marker");
+  var windowOut = document.getElementById("window-readout");
+  var overlayNote = document.getElementById("overlay-note");
+  var overlayToggle = document.getElementById("overlay-toggle");
+  var opacity = document.getElementById("overlay-opacity");
+  var zoomOut = document.getElementById("zoom-readout");
+  var probList = document.getElementById("slice-prob-list");
+
+  var PAGE_STEP = 10;
+  var ZOOM_STEPS = [1, 1.25, 1.5, 2, 2.5, 3, 4];
+  // Presets relative to each slice's own stored window (MRI intensities have no absolute
+  // scale like CT Hounsfield units): "brain" narrows the width for grey/white contrast,
+  // "bone / wide" doubles it. "default" asks the server for the stored window.
+  var PRESETS = {
+    "default": null,
+    "brain": { center: 1.0, width: 0.5 },
+    "bone": { center: 1.15, width: 2.0 }
+  };
+
+  var state = {
+    index: 0,
+    preset: "default",
+    wc: null, // null = server default window
+    ww: null,
+    zoom: 0,
+    overlayOn: false
+  };
+  var cache = {}; // url -> Image, keeps preloaded neighbours alive
+
+  function baseWindow(s) {
+    // The slice's stored window, or the full 8-bit range for JPEG/PNG slices.
+    return {
+      center: typeof s.wc === "number" ? s.wc : 127.5,
+      width: typeof s.ww === "number" && s.ww > 0 ? s.ww : 255
+    };
+  }
+
+  function imageUrl(s) {
+    if (state.wc === null || state.ww === null) { return s.image; }
+    return s.image + "?wc=" + encodeURIComponent(state.wc.toFixed(1)) +
+      "&ww=" + encodeURIComponent(Math.max(1, state.ww).toFixed(1));
+  }
+
+  function load(url) {
+    if (!cache[url]) {
+      var pre = new Image();
+      pre.decoding = "async";
+      pre.src = url;
+      cache[url] = pre;
+    }
+    return cache[url];
+  }
+
+  function preloadNeighbours() {
+    [1, -1, 2, -2, 3].forEach(function (d) {
+      var j = state.index + d;
+      if (j >= 0 && j < slices.length) { load(imageUrl(slices[j])); }
+    });
+    // Keep the cache bounded on long series.
+    var keys = Object.keys(cache);
+    if (keys.length > 80) { keys.slice(0, keys.length - 40).forEach(function (k) { delete cache[k]; }); }
+  }
+
+  function renderOverlay() {
+    var s = slices[state.index];
+    if (state.overlayOn && s.heatmap) {
+      if (overlay.getAttribute("src") !== s.heatmap) { overlay.src = s.heatmap; }
+      overlay.hidden = false;
+      overlayNote.textContent = "";
+    } else {
+      overlay.hidden = true;
+      overlayNote.textContent = state.overlayOn && !s.heatmap ? "· " + (viewer.dataset.noHeatmap || "no heat map for this slice") : "";
+    }
+    overlay.style.opacity = String(Number(opacity.value) / 100);
+  }
+
+  function renderWindow() {
+    if (state.wc === null) {
+      windowOut.textContent = "W/L " + (viewer.dataset.defaultLabel || "default");
+    } else {
+      windowOut.textContent = "W " + Math.round(state.ww) + " / L " + Math.round(state.wc);
+    }
+  }
+
+  function render() {
+    var s = slices[state.index];
+    var url = imageUrl(s);
+    load(url);
+    if (img.getAttribute("src") !== url) { img.src = url; }
+    img.alt = "Slice " + (state.index + 1) + " of " + slices.length;
+    slider.value = String(state.index + 1);
+    indexOut.textContent = String(state.index + 1);
+    viewer.dataset.sliceIndex = String(state.index);
+    keyMarker.hidden = !s.is_key;
+    renderOverlay();
+    renderWindow();
+    if (probList) {
+      var buttons = probList.querySelectorAll(".slice-prob");
+      for (var i = 0; i < buttons.length; i++) {
+        var current = Number(buttons[i].dataset.index) === state.index;
+        buttons[i].classList.toggle("current", current);
+        if (current) { buttons[i].setAttribute("aria-current", "true"); } else { buttons[i].removeAttribute("aria-current"); }
+      }
+    }
+    preloadNeighbours();
+  }
+
+  function go(index) {
+    var next = Math.max(0, Math.min(slices.length - 1, index));
+    if (next !== state.index) { state.index = next; render(); }
+  }
+
+  function setPreset(name) {
+    state.preset = name;
+    var p = PRESETS[name];
+    if (!p) {
+      state.wc = null; state.ww = null;
+    } else {
+      var b = baseWindow(slices[state.index]);
+      state.wc = b.center * p.center;
+      state.ww = b.width * p.width;
+    }
+    viewer.querySelectorAll("[data-preset]").forEach(function (btn) {
+      btn.setAttribute("aria-pressed", btn.dataset.preset === name ? "true" : "false");
+    });
+    render();
+  }
+
+  function setZoom(step) {
+    state.zoom = Math.max(0, Math.min(ZOOM_STEPS.length - 1, step));
+    var z = ZOOM_STEPS[state.zoom];
+    stack.style.width = (z * 100) + "%";
+    viewport.classList.toggle("zoomed", z > 1);
+    zoomOut.textContent = Math.round(z * 100) + "%";
+  }
+
+  function toggleOverlay(on) {
+    state.overlayOn = typeof on === "boolean" ? on : !state.overlayOn;
+    overlayToggle.setAttribute("aria-pressed", state.overlayOn ? "true" : "false");
+    renderOverlay();
+  }
+
+  // --- Slice scrolling --------------------------------------------------------------------
+  // One slice per wheel notch; trackpads (many small deltas) move one slice per 40 px.
+  var wheelAccum = 0;
+  viewport.addEventListener("wheel", function (e) {
+    if (e.ctrlKey) { return; } // leave pinch-zoom / browser zoom alone
+    e.preventDefault();
+    wheelAccum += e.deltaMode === 0 ? e.deltaY : e.deltaY * 40;
+    if (Math.abs(wheelAccum) >= 40) {
+      go(state.index + Math.sign(wheelAccum));
+      wheelAccum = 0;
+    }
+  }, { passive: false });
+
+  function onKey(e) {
+    if (e.altKey || e.metaKey || e.ctrlKey) { return; }
+    var handled = true;
+    switch (e.key) {
+      case "ArrowDown": case "ArrowRight": go(state.index + 1); break;
+      case "ArrowUp": case "ArrowLeft": go(state.index - 1); break;
+      case "PageDown": go(state.index + PAGE_STEP); break;
+      case "PageUp": go(state.index - PAGE_STEP); break;
+      case "Home": go(0); break;
+      case "End": go(slices.length - 1); break;
+      case "+": case "=": setZoom(state.zoom + 1); break;
+      case "-": case "_": setZoom(state.zoom - 1); break;
+      case "0": setZoom(0); break;
+      case "h": case "H": toggleOverlay(); break;
+      case "k": case "K": jumpKey(); break;
+      default: handled = false;
+    }
+    if (handled) { e.preventDefault(); }
+  }
+  viewport.addEventListener("keydown", onKey);
+
+  slider.addEventListener("input", function () { go(Number(slider.value) - 1); });
+
+  // --- Window / level drag ----------------------------------------------------------------
+  var drag = null;
+  var pending = null;
+  viewport.addEventListener("pointerdown", function (e) {
+    if (e.button !== 0) { return; }
+    viewport.focus();
+    var b = baseWindow(slices[state.index]);
+    drag = {
+      x: e.clientX, y: e.clientY,
+      wc: state.wc === null ? b.center : state.wc,
+      ww: state.ww === null ? b.width : state.ww,
+      scale: b.width / 256
+    };
+    viewport.setPointerCapture(e.pointerId);
+  });
+  viewport.addEventListener("pointermove", function (e) {
+    if (!drag) { return; }
+    var dx = e.clientX - drag.x, dy = e.clientY - drag.y;
+    if (Math.abs(dx) + Math.abs(dy) < 3) { return; }
+    state.ww = Math.max(1, drag.ww + dx * drag.scale * 2);
+    state.wc = drag.wc - dy * drag.scale;
+    state.preset = "custom";
+    viewer.querySelectorAll("[data-preset]").forEach(function (btn) { btn.setAttribute("aria-pressed", "false"); });
+    renderWindow();
+    // Ask the server for at most one rendering every 120 ms while dragging.
+    if (!pending) {
+      pending = setTimeout(function () { pending = null; render(); }, 120);
+    }
+  });
+  function endDrag(e) {
+    if (!drag) { return; }
+    drag = null;
+    if (viewport.hasPointerCapture && viewport.hasPointerCapture(e.pointerId)) { viewport.releasePointerCapture(e.pointerId); }
+    if (pending) { clearTimeout(pending); pending = null; }
+    render();
+  }
+  viewport.addEventListener("pointerup", endDrag);
+  viewport.addEventListener("pointercancel", endDrag);
+
+  // --- Toolbar ----------------------------------------------------------------------------
+  viewer.querySelectorAll("[data-preset]").forEach(function (btn) {
+    btn.addEventListener("click", function () { setPreset(btn.dataset.preset); });
+  });
+  viewer.querySelectorAll("[data-zoom]").forEach(function (btn) {
+    btn.addEventListener("click", function () {
+      var what = btn.dataset.zoom;
+      setZoom(what === "in" ? state.zoom + 1 : what === "out" ? state.zoom - 1 : 0);
+    });
+  });
+  overlayToggle.addEventListener("click", function () { toggleOverlay(); });
+  opacity.addEventListener("input", renderOverlay);
+  if (!slices.some(function (s) { return !!s.heatmap; })) {
+    overlayToggle.disabled = true;
+    overlayToggle.title = viewer.dataset.noHeatmaps || "No heat maps for this series";
+  }
+
+  // --- Per-slice probabilities and key slice --------------------------------------------
+  function jumpKey() {
+    for (var i = 0; i < slices.length; i++) {
+      if (slices[i].is_key) { go(i); viewport.focus(); return; }
+    }
+  }
+  var jump = document.getElementById("jump-key");
+  if (jump) { jump.addEventListener("click", jumpKey); }
+  if (probList) {
+    probList.addEventListener("click", function (e) {
+      var btn = e.target.closest(".slice-prob");
+      if (btn) { go(Number(btn.dataset.index)); }
+    });
+  }
+
+  setZoom(0);
+  render();
+  viewer.dataset.ready = "true";
+}());

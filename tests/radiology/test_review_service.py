@@ -1,0 +1,163 @@
+"""Sign-off, override, amendment and notes: the service rules and the release to the patient."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+
+from accounts.models import AuditEvent
+from portal.workflow.review import ReviewError, add_note, amend, primary_prediction, sign_off
+from scans.models import ClinicalNote, Prediction, Review, Study, StudyStatus
+from tests.factories import make_study
+
+pytestmark = pytest.mark.django_db
+
+
+def test_confirm_signs_version_1_and_releases(study, radiologist, patient_alice):
+    assert not Study.objects.visible_to(patient_alice).exists()
+    result = sign_off(study, user=radiologist, decision="confirm")
+    review = result.review
+    assert (review.version, review.decision, review.final_class) == (1, "confirm", "glioma")
+    assert review.signed_at is not None and review.author == radiologist
+    assert review.prediction == primary_prediction(study)
+    study.refresh_from_db()
+    assert study.status == StudyStatus.SIGNED
+    assert list(Study.objects.visible_to(patient_alice)) == [study]
+    event = AuditEvent.objects.get(action="review.sign_off")
+    assert event.actor == radiologist and event.patient_id == study.patient_id
+    assert event.detail["final_class"] == "glioma" and event.detail["ai_class"] == "glioma"
+
+
+def test_override_needs_a_reason(study, radiologist, patient_alice):
+    for reason in ("", "   "):
+        with pytest.raises(ReviewError, match="reason"):
+            sign_off(study, user=radiologist, decision="override", final_class="meningioma", reason=reason)
+    with pytest.raises(ReviewError, match="final class"):
+        sign_off(study, user=radiologist, decision="override", final_class="", reason="why")
+    with pytest.raises(ReviewError, match="final class"):
+        sign_off(study, user=radiologist, decision="override", final_class="astrocytoma", reason="why")
+    assert not Review.objects.exists()
+    study.refresh_from_db()
+    assert study.status == StudyStatus.AWAITING_REVIEW
+    assert not Study.objects.visible_to(patient_alice).exists()
+
+    review = sign_off(study, user=radiologist, decision="override", final_class="meningioma", reason="Dural tail").review
+    assert (review.decision, review.final_class, review.reason) == ("override", "meningioma", "Dural tail")
+
+
+def test_confirm_cannot_change_the_class_and_needs_an_ai_class(study, radiologist, alice_record):
+    with pytest.raises(ReviewError, match="override"):
+        sign_off(study, user=radiologist, decision="confirm", final_class="pituitary")
+    with pytest.raises(ReviewError):
+        sign_off(study, user=radiologist, decision="maybe")
+    not_mri = make_study(alice_record, label="")
+    with pytest.raises(ReviewError, match="no AI tumour class"):
+        sign_off(not_mri, user=radiologist, decision="confirm")
+    no_ai = make_study(alice_record, label=None)
+    with pytest.raises(ReviewError, match="no AI tumour class"):
+        sign_off(no_ai, user=radiologist, decision="confirm")
+    assert not Review.objects.exists()
+
+
+def test_sign_off_refused_unless_awaiting_review(alice_record, radiologist):
+    for status in (StudyStatus.RECEIVED, StudyStatus.PROCESSING, StudyStatus.FAILED):
+        s = make_study(alice_record, status=status)
+        with pytest.raises(ReviewError, match="not awaiting review") as info:
+            sign_off(s, user=radiologist, decision="confirm")
+        assert info.value.status == 409
+    assert not Review.objects.exists()
+
+
+def test_second_sign_off_refused_changes_go_through_amend(study, radiologist):
+    sign_off(study, user=radiologist, decision="confirm")
+    with pytest.raises(ReviewError, match="amendment") as info:
+        sign_off(study, user=radiologist, decision="override", final_class="notumor", reason="x")
+    assert info.value.status == 409
+    assert Review.objects.count() == 1
+
+
+def test_amend_only_released_studies(study, radiologist):
+    with pytest.raises(ReviewError, match="sign it off first"):
+        amend(study, user=radiologist, decision="override", final_class="notumor", reason="x")
+    assert not Review.objects.exists()
+
+
+def test_amendment_keeps_history(study, radiologist, administrator, patient_alice):
+    v1 = sign_off(study, user=radiologist, decision="confirm", report_text="Enhancing lesion.").review
+    snapshot = Review.objects.filter(pk=v1.pk).values().get()
+    with pytest.raises(ReviewError, match="reason"):
+        amend(study, user=administrator, decision="override", final_class="meningioma", reason="")
+    v2 = amend(study, user=administrator, decision="override", final_class="meningioma", reason="Second read: extra-axial").review
+    v3 = amend(study, user=radiologist, decision="confirm", reason="Back to glioma after MDT").review
+    assert [r.version for r in Review.objects.filter(study=study).order_by("version")] == [1, 2, 3]
+    assert Review.objects.filter(pk=v1.pk).values().get() == snapshot  # v1 untouched
+    assert (v2.final_class, v2.author, v2.is_amendment) == ("meningioma", administrator, True)
+    assert v3.final_class == "glioma"
+    study.refresh_from_db()
+    assert study.status == StudyStatus.AMENDED
+    assert study.latest_review() == v3
+    # The patient still sees the study, with the latest version.
+    assert Study.objects.visible_to(patient_alice).get().latest_review().version == 3
+    amendments = AuditEvent.objects.filter(action="review.amend").order_by("id")
+    assert [e.detail["version"] for e in amendments] == [2, 3]
+    assert amendments[0].detail["previous_final_class"] == "glioma"
+
+
+def test_patient_cannot_sign(study, patient_alice):
+    with pytest.raises(ReviewError) as info:
+        sign_off(study, user=patient_alice, decision="confirm")
+    assert info.value.status == 403
+    with pytest.raises(ReviewError):
+        add_note(study, user=patient_alice, text="hello")
+    assert not Review.objects.exists() and not ClinicalNote.objects.exists()
+
+
+def test_notes_are_append_only_and_audited(study, radiologist):
+    with pytest.raises(ReviewError, match="empty"):
+        add_note(study, user=radiologist, text="   ")
+    note = add_note(study, user=radiologist, text=" Compare with prior. ", for_patient=True)
+    assert note.text == "Compare with prior." and note.for_patient and note.author == radiologist
+    note.text = "changed"
+    with pytest.raises(PermissionError):
+        note.save()
+    with pytest.raises(PermissionError):
+        note.delete()
+    assert ClinicalNote.objects.get().text == "Compare with prior."
+    assert AuditEvent.objects.filter(action="review.note_add", object_id=str(note.pk)).count() == 1
+
+
+def test_primary_prediction_prefers_flagged_tumour_and_newest_model(alice_record):
+    s = make_study(alice_record, label="notumor", confidence=0.99)
+    series = s.series.get()
+    newer = Prediction.objects.create(
+        series=series, model_name="m", model_version="test-2", label="pituitary",
+        probabilities={"pituitary": 0.7}, confidence=0.7, is_brain_mri=True,
+    )
+    assert primary_prediction(s) == newer
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_sign_offs_make_one_version(postgres, alice_record, radiologist, administrator):
+    s = make_study(alice_record)
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def attempt(user):
+        try:
+            barrier.wait()
+            sign_off(Study.objects.get(pk=s.pk), user=user, decision="confirm")
+            outcomes.append("signed")
+        except ReviewError as exc:
+            outcomes.append(f"refused {exc.status}")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attempt, args=(u,)) for u in (radiologist, administrator)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["refused 409", "signed"]
+    assert Review.objects.filter(study=s).count() == 1
+    assert Study.objects.get(pk=s.pk).status == StudyStatus.SIGNED
