@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView
 
-from portal.api import views
+from portal.api import uploads, views
 
 app_name = "api"
 urlpatterns = [
@@ -13,6 +13,7 @@ urlpatterns = [
     path("studies/<int:pk>/report/", views.StudyReport.as_view(), name="study_report"),
     path("studies/<int:pk>/notes/", views.StudyNotes.as_view(), name="study_notes"),
     path("studies/<int:pk>/reviews/", views.StudyReviews.as_view(), name="study_reviews"),
+    path("uploads/", uploads.UploadView.as_view(), name="uploads"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("docs/", views.SwaggerDocsView.as_view(url_name="api:schema"), name="docs"),
 ]

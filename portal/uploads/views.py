@@ -1,1 +1,159 @@
-"""uploads views."""
+"""Upload page: staff upload for any patient, a patient for their own record. The browser
+posts with XHR (static/js/upload.js: real progress bar) and gets JSON back; without
+JavaScript the form posts normally and gets a page.
+
+The request size is checked from CONTENT_LENGTH BEFORE the body is parsed. That is why the
+view is csrf_exempt on the outside and applies CSRF protection itself after the size check:
+Django's CSRF middleware reads request.POST, which would stream the whole body to disk first.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods
+
+from accounts.audit import record
+from portal.workflow.ingest import UploadNotAllowed, submit_upload
+from scans.access import get_study_for, require_clinical_staff
+from scans.errors import ScanError, TooLarge
+from scans.models import Patient
+
+# Multipart framing (boundaries, part headers, form fields) on top of the files themselves.
+MULTIPART_OVERHEAD = 1024 * 1024
+
+
+def request_too_large(request: HttpRequest) -> TooLarge | None:
+    """A TooLarge error when the declared body exceeds the upload limit, else None."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return TooLarge("(request)", "invalid Content-Length")
+    limit = int(settings.UPLOAD_MAX_BYTES)
+    if length > limit + MULTIPART_OVERHEAD:
+        return TooLarge("(upload)", f"the upload is {length:,} bytes; the limit is {limit:,} bytes")
+    return None
+
+
+def uploadable_patients(user: Any):
+    if user.is_clinical_staff:
+        return Patient.objects.all()
+    return Patient.objects.filter(user=user)
+
+
+def resolve_patient(user: Any, value: Any) -> Patient:
+    """Staff choose any patient (by id); a patient always uploads for their own record."""
+    if user.is_clinical_staff:
+        if value in (None, ""):
+            raise ScanError("(upload)", _("choose the patient these scans belong to"))
+        try:
+            return Patient.objects.get(pk=int(value))
+        except (ValueError, Patient.DoesNotExist):
+            raise Http404 from None
+    if user.is_patient:
+        patient = Patient.objects.filter(user=user).first()
+        if patient is not None:
+            return patient
+    raise Http404
+
+
+def _is_xhr(request: HttpRequest) -> bool:
+    return request.headers.get("x-requested-with") == "XMLHttpRequest" or "application/json" in request.headers.get("accept", "")
+
+
+def result_payload(result, user) -> dict:
+    payload = result.as_json()
+    for study in payload["studies"]:
+        study["url"] = reverse("uploads:study", args=[study["id"]]) if user.is_clinical_staff else None
+        study["status_url"] = reverse("uploads:study_status", args=[study["id"]]) if user.is_clinical_staff else None
+    return payload
+
+
+@csrf_exempt
+@login_required
+@require_http_methods(["GET", "POST"])
+def upload(request: HttpRequest) -> HttpResponse:
+    if not (request.user.is_clinical_staff or request.user.is_patient):
+        raise Http404
+    if request.method == "POST":
+        too_large = request_too_large(request)
+        if too_large is not None:
+            return _failure(request, too_large)
+    return _upload_checked(request)
+
+
+def _failure(request: HttpRequest, exc: ScanError) -> HttpResponse:
+    record("scans.upload_refused", request=request, file=exc.filename, error=exc.message, status=exc.status)
+    if _is_xhr(request) or request.method != "POST" or exc.status == 413:
+        return JsonResponse(exc.as_dict(), status=exc.status)
+    return _render_form(request, error=exc, status=exc.status)
+
+
+def _render_form(request: HttpRequest, *, error: ScanError | None = None, status: int = 200) -> HttpResponse:
+    user = request.user
+    context = {
+        "patients": uploadable_patients(user).order_by("mrn") if user.is_clinical_staff else None,
+        "own_patient": None if user.is_clinical_staff else Patient.objects.filter(user=user).first(),
+        "can_override": user.is_administrator,
+        "max_bytes": settings.UPLOAD_MAX_BYTES,
+        "max_files": settings.UPLOAD_MAX_FILES,
+        "error": error,
+        "selected_patient": request.POST.get("patient", "") if request.method == "POST" else request.GET.get("patient", ""),
+    }
+    return render(request, "uploads/upload.html", context, status=status)
+
+
+@csrf_protect
+def _upload_checked(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return _render_form(request)
+    user = request.user
+    try:
+        patient = resolve_patient(user, request.POST.get("patient"))
+        allow_mismatch = request.POST.get("allow_mismatch") in ("on", "true", "1")
+        files = request.FILES.getlist("files")
+        result = submit_upload(files, patient=patient, user=user, allow_mismatch=allow_mismatch)
+    except ScanError as exc:
+        return _failure(request, exc)
+    except UploadNotAllowed:
+        raise Http404 from None
+    record(
+        "scans.upload",
+        request=request,
+        obj=patient,
+        patient_id=patient.pk,
+        studies=[s.pk for s in result.studies],
+        new_slices=len(result.new_slice_ids),
+        allow_mismatch=allow_mismatch,
+    )
+    payload = result_payload(result, user)
+    if user.is_clinical_staff and result.studies:
+        payload["next"] = reverse("uploads:study", args=[result.studies[0].pk])
+    else:
+        messages.success(request, _("Thank you: your scans were received. A radiologist will review them."))
+        payload["next"] = reverse("uploads:upload")
+    if _is_xhr(request):
+        return JsonResponse(payload, status=201)
+    return redirect(payload["next"])
+
+
+@require_GET
+@login_required
+def study(request: HttpRequest, pk: int) -> HttpResponse:
+    """Staff view of an uploaded study: its series with thumbnails and live processing status."""
+    require_clinical_staff(request.user)
+    study_obj = get_study_for(request.user, pk)
+    series = []
+    for s in study_obj.series.order_by("series_number", "id"):
+        slices = list(s.ordered_slices())
+        step = max(1, len(slices) // 8)
+        series.append({"series": s, "count": len(slices), "preview": slices[::step][:8]})
+    record("study.view", request=request, obj=study_obj, patient_id=study_obj.patient_id, page="upload-result")
+    return render(request, "uploads/study.html", {"study": study_obj, "series_list": series})
