@@ -335,7 +335,8 @@ def to_display(
     An explicit window (a viewer's request) wins over everything; otherwise the stored
     default window; otherwise the VOI LUT Sequence; otherwise the full range."""
     if (center is None or width is None) and not explicit and "VOILUTSequence" in ds:
-        out = np.asarray(apply_voi_lut(values, ds, prefer_lut=True), dtype=np.float32)
+        lut_input = np.rint(values).astype(np.int64)  # LUTs are indexed by stored integers
+        out = np.asarray(apply_voi_lut(lut_input, ds, prefer_lut=True), dtype=np.float32)
         try:
             bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
             top = float(2**bits - 1)
