@@ -65,7 +65,8 @@ def admin_view(*methods: str) -> Callable:
         @login_required
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-                    return require_http_methods(list(methods))(view)(request, *args, **kwargs)
+            require_administrator(request.user)
+            return require_http_methods(list(methods))(view)(request, *args, **kwargs)
 
         return wrapper
 
