@@ -11,7 +11,7 @@ import keras
 from keras import layers
 
 N_CLASSES = 4
-VGG_CUT = "block4_pool"          # frozen up to here; block5 + head are fine-tuned
+VGG_CUT = "block5_conv2"         # frozen up to here; block5_conv3 + head are fine-tuned (2-core budget)
 VGG_FMAP = "block5_conv3"        # last conv map: CAM/Grad-CAM and OOD features come from it
 
 
@@ -47,34 +47,41 @@ def vgg16_backbone(size: int, weights: str | None = "hed") -> keras.Model:
     return vgg
 
 
-def build_vgg16(size: int = 112, weights: str | None = "hed", dropout: float = 0.4
+def build_vgg16(size: int = 112, weights: str | None = "hed", dropout: float = 0.4, cut: str = VGG_CUT
                 ) -> tuple[keras.Model, keras.Model, keras.Model]:
     """Returns (full, frozen, head), sharing layer objects (so weights too):
     full:   image (caffe-preprocessed) -> [logits, block5_conv3 map]
-    frozen: image -> block4_pool features (computed once and cached while training)
-    head:   block4_pool features -> [logits, block5_conv3 map, pooled features]
+    frozen: image -> `cut` layer output (computed once and cached while training)
+    head:   `cut` features -> [logits, block5_conv3 map, pooled features]
     GAP + Dense head: Grad-CAM of this model equals CAM (dense weights · last conv map)."""
     vgg = vgg16_backbone(size, weights)
     inp = keras.Input((size, size, 3), name="image")
     x = inp
     tail = []
+    frozen_part = True
     for layer in vgg.layers[1:]:
         if layer.name == "block5_pool":
             break
-        if layer.name.startswith("block5"):
-            tail.append(layer)
-        else:
+        if frozen_part:
             x = layer(x)
+        else:
+            tail.append(layer)
+        if layer.name == cut:
+            frozen_part = False
     cut = x
     gap = layers.GlobalAveragePooling2D(name="gap")
+    # HED block-5 activations are large (initial logits ~100): a BatchNorm on the pooled vector
+    # rescales them. It is affine at inference, so Grad-CAM still equals CAM with the folded kernel
+    # (gradcam.cam_kernel); the zero-initialised dense layer starts at uniform probabilities.
+    bn = layers.BatchNormalization(name="gap_bn")
     drop = layers.Dropout(dropout, name="dropout")
-    dense = layers.Dense(N_CLASSES, name="logits")
+    dense = layers.Dense(N_CLASSES, name="logits", kernel_initializer="zeros")
 
     def top(t):
         for layer in tail:
             t = layer(t)
         pooled = gap(t)
-        return dense(drop(pooled)), t, pooled
+        return dense(drop(bn(pooled))), t, pooled
 
     logits, fmap, _ = top(cut)
     full = keras.Model(inp, [logits, fmap], name="vgg16_cam")

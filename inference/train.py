@@ -4,9 +4,10 @@ OOD gate fitting, ONNX export and a metadata JSON.
     python -m inference.train --arch vgg16 --data ../shared/data/brain-tumor-mri/Training \
         --out var/models/vgg16
 
-VGG16 recipe (fits 2 CPU cores): blocks 1–4 frozen; their outputs for every training image plus
-a few augmented variants are computed once and cached (float16, RAM + optional .npy); block 5 and
-a GAP → Dropout → Dense head are fine-tuned on the cache (head only first, then block 5 too).
+VGG16 recipe (fits 2 shared CPU cores): frozen up to block5_conv2; its outputs for every training
+image plus an augmented variant are computed once on ONNX Runtime and cached (float16, RAM +
+optional .npz); block5_conv3 and a GAP → Dropout → Dense head are fine-tuned on the cache (head only
+first, then block5_conv3 too).
 CNN-LSTM: trained from scratch with on-the-fly augmentation.
 """
 from __future__ import annotations
@@ -29,8 +30,8 @@ from inference.ood import OODGate, image_stats
 
 VERSION_PREFIX = {"vgg16": "vgg16-hed", "cnn_lstm": "cnn-lstm"}
 DEFAULTS = {
-    "vgg16": {"size": 112, "epochs": 8, "head_epochs": 2, "batch": 32, "lr": 1e-4, "patience": 3},
-    "cnn_lstm": {"size": 128, "epochs": 18, "head_epochs": 0, "batch": 32, "lr": 2e-3, "patience": 5},
+    "vgg16": {"size": 112, "epochs": 6, "head_epochs": 1, "batch": 32, "lr": 1e-4, "patience": 2},
+    "cnn_lstm": {"size": 128, "epochs": 14, "head_epochs": 0, "batch": 32, "lr": 2e-3, "patience": 4},
 }
 
 Log = Callable[[str], None]
@@ -116,12 +117,26 @@ def _fit_epochs(model, get_epoch_data: Callable[[int], tuple[np.ndarray, np.ndar
 
 # --------------------------------------------------------------------------- VGG16
 
-def _vgg_features(frozen, grays: np.ndarray, log: Log, what: str, chunk: int = 64) -> np.ndarray:
+def _onnx_runner(model, path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """The frozen part runs on ONNX Runtime: ~2x faster than TF predict on these CPUs."""
+    import onnxruntime as ort
+
+    model.predict(np.zeros((1,) + tuple(model.input.shape[1:]), np.float32), verbose=0)
+    model.export(str(path), format="onnx", verbose=False)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = os.cpu_count() or 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return lambda x: sess.run(None, {name: x.astype(np.float32)})[0]
+
+
+def _vgg_features(frozen: Callable[[np.ndarray], np.ndarray], grays: np.ndarray, log: Log, what: str,
+                  chunk: int = 32) -> np.ndarray:
     out = []
     t0 = time.time()
     for i in range(0, len(grays), chunk):
-        out.append(frozen.predict(vgg_input(grays[i:i + chunk]), verbose=0).astype(np.float16))
-        if (i // chunk) % 10 == 0:
+        out.append(frozen(vgg_input(grays[i:i + chunk])).astype(np.float16))
+        if (i // chunk) % 20 == 0:
             done = min(i + chunk, len(grays))
             log(f"  features {what}: {done}/{len(grays)} ({time.time() - t0:.0f}s)")
     return np.concatenate(out)
@@ -134,13 +149,17 @@ def _train_vgg16(ds: Dataset, split: np.ndarray, cfg: dict, weights: str, varian
     size = cfg["size"]
     from inference.architectures import build_vgg16
 
-    full, frozen, head = build_vgg16(size, weights)
+    full, frozen_model, head = build_vgg16(size, weights)
     tr = np.nonzero(split == 0)[0]
     va = np.nonzero(split > 0)[0]
     rng = np.random.default_rng(seed)
 
     cache = cache_dir / f"vgg16_{fp[:12]}_{size}_{Path(str(weights)).name}_{variants}_{seed}.npz" \
         if cache_dir else None
+    if not (cache and cache.exists()):
+        tmp = (cache_dir or Path("/tmp")) / f"frozen_{os.getpid()}.onnx"
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        frozen = _onnx_runner(frozen_model, tmp)
     if cache and cache.exists():
         z = np.load(cache)
         f_tr, f_va = z["f_tr"], z["f_va"]
@@ -162,7 +181,7 @@ def _train_vgg16(ds: Dataset, split: np.ndarray, cfg: dict, weights: str, varian
     cal = split[va] == 1
 
     train_model = keras.Model(head.input, head.outputs[0])
-    block5 = [layer for layer in head.layers if layer.name.startswith("block5")]
+    block5 = [layer for layer in head.layers if layer.name.startswith("block5")]  # the trainable tail
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def epoch_data(ep: int):
@@ -312,7 +331,8 @@ def train(arch: str, data: str | Path, out: str | Path, weights: str = "hed", ep
         "version": f"{VERSION_PREFIX[arch]}-{time.strftime('%Y%m%d')}-{fp[:8]}",
         "architecture": arch,
         "description": (
-            f"VGG16 conv base ({weights} weights) at {cfg['size']} px, blocks 1-4 frozen, block 5 fine-tuned, "
+            f"VGG16 conv base ({weights} weights) at {cfg['size']} px, frozen up to block5_conv2, block5_conv3 "
+            "fine-tuned, "
             "GAP -> Dropout(0.4) -> Dense(4)" if arch == "vgg16" else
             f"CNN-LSTM from scratch at {cfg['size']} px: 4-stage conv encoder (16-32-64x2-128x2, BN, ReLU, "
             "max-pool) -> 8x8x128 map whose 8 rows a BiLSTM(96) reads as a sequence -> Dense(4)"),

@@ -1,0 +1,124 @@
+"""Turn a training output folder into a shipped artifact folder.
+
+    python -m inference.export var/models/vgg16 inference/artifacts/vgg16 [--quantize int8|none]
+
+VGG16: its fp32 ONNX (59 MB) is too big to commit, so the served model.onnx is statically
+quantised to int8 (QDQ, per-channel weights, activations calibrated on training slices); that is also
+what makes it fast enough on 2 cores. CNN-LSTM: fp32 (small); its head (map -> logits) is exported
+separately for ablation heat maps. TensorFlow is needed here only for the CNN-LSTM head.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from inference.data import list_samples
+
+
+def calibration_batches(meta: dict, n: int = 160, batch: int = 16, seed: int = 7) -> list[np.ndarray]:
+    """Preprocessed random training slices (fixed seed) for activation-range calibration."""
+    from inference.data import load_rgb, resize_gray, to_gray, unit_input, vgg_input
+
+    samples = list_samples(meta["data"]["root"])
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(samples), size=min(n, len(samples)), replace=False)
+    size = meta["input"]["size"]
+    grays = np.stack([resize_gray(to_gray(load_rgb(samples[i].path)), size) for i in pick])
+    x = vgg_input(grays) if meta["architecture"] == "vgg16" else unit_input(grays)
+    return [x[i:i + batch] for i in range(0, len(x), batch)]
+
+
+def quantize_int8(src: Path, dst: Path, batches: list[np.ndarray]) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, \
+        quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    import onnxruntime as ort
+
+    input_name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(batches)
+
+        def get_next(self):
+            b = next(self.it, None)
+            return None if b is None else {input_name: b}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.Percentile,
+                        extra_options={"CalibPercentile": 99.999})
+
+
+def export_cnn_lstm_head(train_dir: Path, meta: dict, dst: Path) -> None:
+    from inference import architectures as A
+
+    model = A.build_cnn_lstm(meta["input"]["size"])
+    z = np.load(train_dir / "keras_weights_fp16.npz")
+    model.set_weights([z[f"arr_{i}"].astype(np.float32) if z[f"arr_{i}"].dtype == np.float16 else z[f"arr_{i}"]
+                       for i in range(len(z.files))])
+    head = A.build_cnn_lstm_head(model)
+    head.predict(np.zeros((1,) + tuple(head.input.shape[1:]), np.float32), verbose=0)
+    head.export(str(dst), format="onnx", verbose=False)
+
+
+def write_split(meta: dict, dst: Path) -> None:
+    """Names (class/file) of the two validation halves, recomputed deterministically from the data
+    and seed: lets evaluate_model score exactly the held-out groups."""
+    from inference.data import Dataset, fingerprint, make_split
+
+    ds = Dataset.load(meta["data"]["root"])
+    if fingerprint(ds.samples) != meta["data"]["fingerprint_sha256"]:
+        raise RuntimeError("training data changed since training: split cannot be reproduced")
+    _, split, info = make_split(ds, seed=meta["training"]["seed"])
+    names = [f"{s.path.parent.name}/{s.path.name}" for s in ds.samples]
+    dst.write_text(json.dumps({"method": info["method"],
+                               "val_cal": [n for n, k in zip(names, split) if k == 1],
+                               "val_test": [n for n, k in zip(names, split) if k == 2]}))
+
+
+def export(train_dir: str | Path, out_dir: str | Path, quantize: str = "auto") -> dict:
+    train_dir, out_dir = Path(train_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = json.loads((train_dir / "metadata.json").read_text())
+    if quantize == "auto":
+        quantize = "int8" if meta["architecture"] == "vgg16" else "none"
+    if quantize == "int8":
+        quantize_int8(train_dir / "model_fp32.onnx", out_dir / "model.onnx", calibration_batches(meta))
+    else:
+        shutil.copyfile(train_dir / "model_fp32.onnx", out_dir / "model.onnx")
+    if meta["architecture"] == "cnn_lstm":
+        export_cnn_lstm_head(train_dir, meta, out_dir / "head.onnx")
+    write_split(meta, out_dir / "split.json")
+    for f in ("ood.npz", "keras_weights_fp16.npz"):
+        shutil.copyfile(train_dir / f, out_dir / f)
+    meta["files"] = {"onnx": "model.onnx", "onnx_precision": quantize if quantize != "none" else "fp32",
+                     "keras_weights": "keras_weights_fp16.npz", "ood": "ood.npz"}
+    if (out_dir / "head.onnx").exists():
+        meta["files"]["onnx_head"] = "head.onnx"
+    meta["files"]["sizes_bytes"] = {p.name: p.stat().st_size for p in sorted(out_dir.iterdir()) if p.is_file()}
+    (out_dir / "metadata.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("train_dir")
+    ap.add_argument("out_dir")
+    ap.add_argument("--quantize", choices=("auto", "int8", "none"), default="auto")
+    a = ap.parse_args(argv)
+    meta = export(a.train_dir, a.out_dir, a.quantize)
+    print(json.dumps(meta["files"], indent=2))
+
+
+if __name__ == "__main__":
+    main()

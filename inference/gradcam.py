@@ -1,0 +1,93 @@
+"""Heat maps ("where did the model look").
+
+* VGG16 has a GAP → Dense head, so Grad-CAM equals CAM: the class's dense weights dotted with the
+  last conv map. `cam_from_fmap` does that in numpy from the ONNX model's second output, so the
+  serving path needs no TensorFlow.
+* `gradcam_tf` is the real Grad-CAM (tf.GradientTape) for the keras runtime; tests check both agree.
+* The CNN-LSTM's LSTM is not linear in the map, so its ONNX path uses ablation-CAM (zero one map
+  cell at a time and measure the class-logit drop, Desai & Ramaswamy 2020) with its head model.
+"""
+from __future__ import annotations
+
+import io
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+
+def normalise(cam: np.ndarray) -> np.ndarray:
+    cam = np.maximum(np.asarray(cam, np.float32), 0.0)
+    peak = float(cam.max())
+    return cam / peak if peak > 0 else cam
+
+
+def upsample(cam: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a small float map to (H, W), clipped to [0, 1]."""
+    im = Image.fromarray(cam.astype(np.float32), mode="F").resize((shape[1], shape[0]), Image.BILINEAR)
+    return np.clip(np.asarray(im, np.float32), 0.0, 1.0)
+
+
+def cam_from_fmap(fmap: np.ndarray, dense_kernel: np.ndarray, class_idx: int) -> np.ndarray:
+    """CAM = ReLU(Σ_k w[k, c] · A_k) normalised to [0, 1]; fmap (h, w, k), dense_kernel (k, classes)."""
+    return normalise(np.tensordot(fmap.astype(np.float32), dense_kernel[:, class_idx], axes=([2], [0])))
+
+
+def cam_kernel(head_weights: list) -> np.ndarray:
+    """Effective (channels, classes) CAM kernel of the VGG16 head from its last six keras weight
+    arrays (BN gamma, beta, moving mean, moving var, dense kernel, dense bias): BN is affine at
+    inference, so it folds into the dense kernel (the additive part does not change the CAM)."""
+    gamma, _beta, _mean, var, kernel = (np.asarray(w, np.float32) for w in head_weights[-6:-1])
+    return kernel * (gamma / np.sqrt(var + 1e-3))[:, None]
+
+
+def ablation_cam(fmap: np.ndarray, head: Callable[[np.ndarray], np.ndarray], class_idx: int) -> np.ndarray:
+    """Drop in the class logit when each spatial cell of the map is zeroed (one batched head call)."""
+    h, w, _ = fmap.shape
+    batch = np.repeat(fmap[None].astype(np.float32), h * w + 1, axis=0)
+    for i in range(h * w):
+        batch[i + 1, i // w, i % w, :] = 0.0
+    logits = head(batch)
+    return normalise((logits[0, class_idx] - logits[1:, class_idx]).reshape(h, w))
+
+
+def gradcam_tf(model, x: np.ndarray, class_idx: int) -> np.ndarray:
+    """Grad-CAM (Selvaraju et al.) with tf.GradientTape; model returns [logits, conv map]."""
+    import tensorflow as tf
+
+    inp = tf.convert_to_tensor(x[None] if x.ndim == 3 else x)
+    with tf.GradientTape() as tape:
+        logits, fmap = model(inp, training=False)
+        score = logits[:, class_idx]
+    grads = tape.gradient(score, fmap)[0].numpy()
+    weights = grads.mean(axis=(0, 1))
+    return normalise(np.tensordot(fmap[0].numpy(), weights, axes=([2], [0])))
+
+
+def _colormap(v: np.ndarray) -> np.ndarray:
+    """Small 'jet'-like ramp (blue → cyan → yellow → red) without importing matplotlib in workers."""
+    r = np.clip(1.5 - np.abs(4 * v - 3), 0, 1)
+    g = np.clip(1.5 - np.abs(4 * v - 2), 0, 1)
+    b = np.clip(1.5 - np.abs(4 * v - 1), 0, 1)
+    return (np.stack([r, g, b], axis=-1) * 255).astype(np.uint8)
+
+
+def heatmap_to_png(heatmap: np.ndarray, base: np.ndarray | None = None, cold: float = 0.2) -> bytes:
+    """RGBA PNG of the heat map: transparent where the map is below `cold`, increasingly opaque
+    above. With `base` (uint8 2-D or RGB pixels) the overlay is composited onto it (opaque PNG of
+    the base's size) for places that cannot layer images."""
+    hm = np.clip(np.asarray(heatmap, np.float32), 0, 1)
+    if base is not None and base.shape[:2] != hm.shape:
+        hm = upsample(hm, base.shape[:2])
+    rgb = _colormap(hm)
+    alpha = np.clip((hm - cold) / (1 - cold), 0, 1) * 0.6
+    if base is None:
+        rgba = np.dstack([rgb, (alpha * 255).astype(np.uint8)])
+    else:
+        b = np.asarray(base)
+        b = np.repeat(b[..., None], 3, axis=2) if b.ndim == 2 else b[..., :3]
+        mixed = b.astype(np.float32) * (1 - alpha[..., None]) + rgb.astype(np.float32) * alpha[..., None]
+        rgba = np.dstack([mixed.astype(np.uint8), np.full(hm.shape, 255, np.uint8)])
+    buf = io.BytesIO()
+    Image.fromarray(rgba, mode="RGBA").save(buf, format="PNG", optimize=True)
+    return buf.getvalue()

@@ -1,0 +1,226 @@
+"""Prediction API the portal codes against (Django-free).
+
+Serving runs on ONNX Runtime by default (no TensorFlow import: small, fast-loading Celery
+workers); runtime="keras" rebuilds the Keras model (TensorFlow, GPU when present) and uses a real
+Grad-CAM. The caller chooses the runtime; this module reads no settings or environment.
+
+Artifacts: <models_dir>/<name>/{metadata.json, model.onnx, ood.npz, keras_weights_fp16.npz,
+head.onnx (CNN-LSTM only)}; <models_dir>/default.txt names the default model.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from inference import calibrate, gradcam
+from inference.data import CLASSES, resize_gray, to_gray, to_uint8, unit_input, vgg_input
+from inference.ood import OODGate, image_stats
+
+DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "artifacts"
+AGGREGATION_RULE = (
+    "Mean of the calibrated per-slice probabilities over the slices that pass the brain-MRI gate; "
+    "the series is not a brain MRI when more than half of its slices fail the gate; the key slice is "
+    "the gated slice with the highest tumour probability (1 - p(notumor))."
+)
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    probabilities: dict[str, float]   # calibrated, sums to 1
+    label: str | None                 # None when not a brain MRI
+    is_brain_mri: bool
+    ood_score: float                  # > 1 means outside the training distribution
+    heatmap: np.ndarray | None        # float32 in [0,1], same H×W as the input pixels
+
+
+@dataclass(frozen=True)
+class SeriesResult:
+    label: str | None
+    probabilities: dict[str, float]
+    confidence: float
+    is_brain_mri: bool
+    key_slice_index: int
+    slices: list[SliceResult]
+    aggregation: str
+    model_name: str
+    model_version: str
+
+
+def default_model_name(models_dir: str | Path | None = None) -> str:
+    d = Path(models_dir) if models_dir else DEFAULT_MODELS_DIR
+    f = d / "default.txt"
+    return f.read_text().strip() if f.exists() else "vgg16"
+
+
+# ----------------------------------------------------------------------------- back ends
+
+class _OnnxBackend:
+    """model.onnx -> (logits, conv map); outputs told apart by rank, names vary with the exporter."""
+
+    def __init__(self, model_dir: Path, threads: int | None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or os.cpu_count() or 1
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.sess = ort.InferenceSession(str(model_dir / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+        self.inp = self.sess.get_inputs()[0].name
+        ranks = [len(o.shape) for o in self.sess.get_outputs()]
+        self.i_logits, self.i_fmap = ranks.index(2), ranks.index(4)
+        head = model_dir / "head.onnx"
+        self.head = ort.InferenceSession(str(head), opts, providers=["CPUExecutionProvider"]) \
+            if head.exists() else None
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self.sess.run(None, {self.inp: x.astype(np.float32)})
+        return out[self.i_logits], out[self.i_fmap]
+
+    def run_head(self, fmap: np.ndarray) -> np.ndarray:
+        return self.head.run(None, {self.head.get_inputs()[0].name: fmap.astype(np.float32)})[0]
+
+
+class _KerasBackend:
+    def __init__(self, model_dir: Path, meta: dict) -> None:
+        from inference import architectures as A
+
+        size = meta["input"]["size"]
+        if meta["architecture"] == "vgg16":
+            self.model = A.build_vgg16(size, weights=None)[0]
+        else:
+            self.model = A.build_cnn_lstm(size)
+        z = np.load(model_dir / "keras_weights_fp16.npz")
+        self.model.set_weights([z[f"arr_{i}"].astype(np.float32) if z[f"arr_{i}"].dtype == np.float16
+                                else z[f"arr_{i}"] for i in range(len(z.files))])
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, fmap = self.model(x.astype(np.float32), training=False)
+        return np.asarray(logits), np.asarray(fmap)
+
+
+# ----------------------------------------------------------------------------- predictor
+
+class Predictor:
+    model_name: str
+    model_version: str
+
+    def __init__(self, model_dir: Path, meta: dict, runtime: str, threads: int | None = None) -> None:
+        self.model_dir = model_dir
+        self.meta = meta
+        self.model_name = meta["name"]
+        self.model_version = meta["version"]
+        self.runtime = runtime
+        self.size = int(meta["input"]["size"])
+        self.arch = meta["architecture"]
+        self.temperature = float(meta["calibration"]["temperature"])
+        self.gate = OODGate.load(model_dir / "ood.npz")
+        self.backend = _KerasBackend(model_dir, meta) if runtime == "keras" else _OnnxBackend(model_dir, threads)
+        if self.arch == "vgg16":
+            # CAM needs only the head's BN + dense weights: the last six arrays of the keras weights
+            z = np.load(model_dir / "keras_weights_fp16.npz")
+            self.dense_kernel = gradcam.cam_kernel([z[f"arr_{i}"] for i in range(len(z.files) - 6, len(z.files))])
+
+    @classmethod
+    def load(cls, name: str | None = None, models_dir: str | Path | None = None, runtime: str = "onnx",
+             threads: int | None = None) -> "Predictor":
+        d = Path(models_dir) if models_dir else DEFAULT_MODELS_DIR
+        name = name or default_model_name(d)
+        model_dir = d / name
+        meta = json.loads((model_dir / "metadata.json").read_text())
+        if runtime not in ("onnx", "keras"):
+            raise ValueError(f"runtime must be 'onnx' or 'keras', not {runtime!r}")
+        return cls(model_dir, meta, runtime, threads)
+
+    # -------------------------------------------------------------- internals
+    def preprocess(self, grays: np.ndarray) -> np.ndarray:
+        """(N, size, size) uint8 -> network input."""
+        return vgg_input(grays) if self.arch == "vgg16" else unit_input(grays)
+
+    def _heatmap(self, x: np.ndarray, fmap: np.ndarray, cls: int, shape: tuple[int, int]) -> np.ndarray:
+        if self.runtime == "keras":
+            cam = gradcam.gradcam_tf(self.backend.model, x, cls)
+        elif self.arch == "vgg16":
+            cam = gradcam.cam_from_fmap(fmap, self.dense_kernel, cls)
+        elif getattr(self.backend, "head", None) is not None:
+            cam = gradcam.ablation_cam(fmap, self.backend.run_head, cls)
+        else:
+            cam = gradcam.normalise(fmap.mean(axis=-1))  # last resort: activation energy
+        return gradcam.upsample(cam, shape)
+
+    def predict_batch(self, images: Sequence[np.ndarray], heatmaps: bool = True, batch_size: int = 32
+                      ) -> list[SliceResult]:
+        """Per-slice results for many images, batched through the network (evaluation, series)."""
+        results: list[SliceResult] = []
+        for start in range(0, len(images), batch_size):
+            chunk = [to_uint8(np.asarray(p)) for p in images[start:start + batch_size]]
+            stats = np.stack([image_stats(p) for p in chunk])
+            grays = np.stack([resize_gray(to_gray(p), self.size) for p in chunk])
+            x = self.preprocess(grays)
+            logits, fmap = self.backend(x)
+            is_mri, score = self.gate.score(stats, fmap.mean(axis=(1, 2)))
+            probs = calibrate.softmax(logits, self.temperature)
+            for i, p in enumerate(chunk):
+                cls = int(probs[i].argmax())
+                hm = self._heatmap(x[i], fmap[i], cls, p.shape[:2]) if heatmaps and is_mri[i] else None
+                results.append(SliceResult(
+                    probabilities={c: float(v) for c, v in zip(CLASSES, probs[i])},
+                    label=CLASSES[cls] if is_mri[i] else None,
+                    is_brain_mri=bool(is_mri[i]),
+                    ood_score=float(score[i]),
+                    heatmap=hm,
+                ))
+        return results
+
+    # -------------------------------------------------------------- public API
+    def predict_image(self, pixels: np.ndarray, heatmap: bool = True) -> SliceResult:
+        return self.predict_batch([pixels], heatmaps=heatmap)[0]
+
+    def predict_series(self, slices: Sequence[np.ndarray], heatmaps: bool = True) -> SeriesResult:
+        if len(slices) == 0:
+            raise ValueError("empty series")
+        results = self.predict_batch(list(slices), heatmaps=heatmaps)
+        return aggregate(results, self.model_name, self.model_version)
+
+
+def aggregate(results: Sequence[SliceResult], model_name: str = "", model_version: str = "") -> SeriesResult:
+    """The documented series rule (AGGREGATION_RULE)."""
+    probs = np.array([[r.probabilities[c] for c in CLASSES] for r in results])
+    ok = np.array([r.is_brain_mri for r in results])
+    is_mri = 2 * int((~ok).sum()) <= len(results)  # not MRI when MORE than half fail
+    use = ok if ok.any() else np.ones_like(ok)
+    mean = probs[use].mean(axis=0)
+    mean = mean / mean.sum()
+    tumour = 1.0 - probs[:, CLASSES.index("notumor")]
+    key = int(np.argmax(np.where(use, tumour, -1.0)))
+    return SeriesResult(
+        label=CLASSES[int(mean.argmax())] if is_mri else None,
+        probabilities={c: float(v) for c, v in zip(CLASSES, mean)},
+        confidence=float(mean.max()),
+        is_brain_mri=bool(is_mri),
+        key_slice_index=key,
+        slices=list(results),
+        aggregation=AGGREGATION_RULE,
+        model_name=model_name,
+        model_version=model_version,
+    )
+
+
+_CACHE: dict[tuple, Predictor] = {}
+_LOCK = threading.Lock()
+
+
+def get_predictor(name: str | None = None, models_dir: str | Path | None = None, runtime: str = "onnx",
+                  threads: int | None = None) -> Predictor:
+    """Loaded once per process (cache) — Celery workers call this per task."""
+    d = Path(models_dir) if models_dir else DEFAULT_MODELS_DIR
+    key = (name or default_model_name(d), str(d.resolve()), runtime, threads)
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = Predictor.load(key[0], d, runtime, threads)
+        return _CACHE[key]
