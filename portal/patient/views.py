@@ -1,14 +1,187 @@
-"""Patient portal views."""
+"""Patient portal: the patient's own signed reports, in plain words, as a page and a PDF,
+and a history timeline.
+
+Access: patients only, and only their own released (signed or amended) studies, through
+scans.access.get_study_for; anything else answers 404. The finding shown is always the
+radiologist's final class from the latest signed review, never the raw AI output, and the
+explanation is shown only when it was approved with that review. Every view is audited.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from scans.models import Study
+from accounts.audit import record
+from inference.explainer.offline import headline
+from portal.workflow.explanations import approved_explanation_for
+from scans.access import get_study_for
+from scans.models import ClinicalNote, PatientExplanation, Review, Slice, Study
+
+
+def _require_patient(request: HttpRequest) -> None:
+    if not request.user.is_patient:
+        raise Http404
+
+
+@dataclass
+class Report:
+    """What a patient may see of one released study."""
+
+    study: Study
+    review: Review  # the latest signed version
+    first_signed_at: datetime
+    explanation: PatientExplanation | None
+    notes: list[ClinicalNote]
+    key_slice: Slice | None
+
+    @property
+    def final_class(self) -> str:
+        return self.review.final_class
+
+    @property
+    def final_class_label(self) -> str:
+        return self.review.get_final_class_display()
+
+    @property
+    def headline(self) -> str:
+        return headline(self.review.final_class)
+
+    @property
+    def amended(self) -> bool:
+        return self.review.version > 1
+
+    @property
+    def signed_at(self) -> datetime:
+        return self.review.signed_at
+
+    @property
+    def scan_date(self) -> date:
+        return self.study.study_date or timezone.localdate(self.study.created_at)
+
+    @property
+    def key_slice_url(self) -> str | None:
+        if self.key_slice is None:
+            return None
+        try:
+            return reverse("scans:slice_image", args=[self.key_slice.pk])
+        except NoReverseMatch:  # the slice view is not installed
+            return None
+
+
+def _key_slice(study: Study, review: Review) -> Slice | None:
+    from portal.workflow.review import primary_prediction
+
+    prediction = review.prediction or primary_prediction(study)
+    if prediction is not None and prediction.key_slice_id:
+        return prediction.key_slice
+    return Slice.objects.filter(series__study=study).order_by("series__series_number", "series_id", "order_index", "id").first()
+
+
+def build_report(study: Study) -> Report:
+    review = study.latest_review()
+    if review is None or review.signed_at is None:
+        raise Http404  # released without a signed review: nothing to show
+    first = study.reviews.filter(signed_at__isnull=False).order_by("version").first()
+    notes = list(study.notes.filter(for_patient=True, created_at__lte=review.signed_at).order_by("created_at", "id"))
+    return Report(
+        study=study,
+        review=review,
+        first_signed_at=first.signed_at,
+        explanation=approved_explanation_for(study, review),
+        notes=notes,
+        key_slice=_key_slice(study, review),
+    )
+
+
+def _patient_study(request: HttpRequest, pk: int) -> Study:
+    _require_patient(request)
+    study = get_study_for(request.user, pk)
+    if not study.is_released:  # visible_to already limits patients to released studies
+        raise Http404
+    return study
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    if not request.user.is_patient:
-        raise Http404
-    studies = Study.objects.visible_to(request.user).select_related("patient")
-    return render(request, "patient/home.html", {"studies": studies})
+    _require_patient(request)
+    studies = Study.objects.visible_to(request.user).select_related("patient").order_by("-created_at")
+    reports = [build_report(s) for s in studies if s.latest_review() is not None]
+    patient = getattr(request.user, "patient_record", None)
+    record("patient.reports.list", request=request, patient_id=patient.pk if patient else None, count=len(reports))
+    return render(request, "patient/home.html", {"reports": reports})
+
+
+@login_required
+def report(request: HttpRequest, pk: int) -> HttpResponse:
+    study = _patient_study(request, pk)
+    rep = build_report(study)
+    record(
+        "patient.report.view", request=request, obj=study, patient_id=study.patient_id, review_version=rep.review.version
+    )
+    return render(request, "patient/report.html", {"report": rep})
+
+
+@login_required
+def report_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+    from portal.patient.pdf import render_report_pdf
+
+    study = _patient_study(request, pk)
+    rep = build_report(study)
+    data = render_report_pdf(rep)
+    record(
+        "patient.report.pdf",
+        request=request,
+        obj=study,
+        patient_id=study.patient_id,
+        review_version=rep.review.version,
+        bytes=len(data),
+    )
+    response = HttpResponse(data, content_type="application/pdf")
+    filename = f"mri-report-{rep.scan_date:%Y-%m-%d}-v{rep.review.version}.pdf"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@dataclass
+class TimelineEvent:
+    when: datetime | date
+    kind: str  # scan | signed | amended
+    title: str
+    study: Study
+    final_class_label: str = ""
+
+
+@login_required
+def history(request: HttpRequest) -> HttpResponse:
+    _require_patient(request)
+    events: list[TimelineEvent] = []
+    studies = Study.objects.visible_to(request.user).prefetch_related("reviews")
+    for study in studies:
+        signed = sorted((r for r in study.reviews.all() if r.signed_at), key=lambda r: r.version)
+        if not signed:
+            continue
+        scan_day = study.study_date or timezone.localdate(study.created_at)
+        events.append(TimelineEvent(scan_day, "scan", _("MRI scan"), study))
+        for r in signed:
+            events.append(
+                TimelineEvent(
+                    timezone.localtime(r.signed_at).date(),
+                    "amended" if r.version > 1 else "signed",
+                    _("Report amended") if r.version > 1 else _("Report signed by your radiologist"),
+                    study,
+                    r.get_final_class_display(),
+                )
+            )
+    order = {"scan": 0, "signed": 1, "amended": 2}
+    events.sort(key=lambda e: (e.when, order[e.kind]), reverse=True)
+    patient = getattr(request.user, "patient_record", None)
+    record("patient.history.view", request=request, patient_id=patient.pk if patient else None, events=len(events))
+    return render(request, "patient/history.html", {"events": events})

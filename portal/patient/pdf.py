@@ -1,0 +1,129 @@
+"""The patient's report as a PDF (reportlab): final finding, dates, amended marker, the
+approved explanation, notes for the patient, the key slice, and the not-a-medical-device note."""
+from __future__ import annotations
+
+import io
+import logging
+from typing import TYPE_CHECKING
+from xml.sax.saxutils import escape
+
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer
+
+if TYPE_CHECKING:
+    from portal.patient.views import Report
+
+logger = logging.getLogger(__name__)
+
+KEY_SLICE_SIZE_MM = 60
+
+
+def _styles() -> dict[str, ParagraphStyle]:
+    base = getSampleStyleSheet()
+    body = ParagraphStyle("body", parent=base["BodyText"], fontSize=11, leading=15)
+    return {
+        "title": ParagraphStyle("title", parent=base["Title"], fontSize=20, leading=24, alignment=0),
+        "h2": ParagraphStyle("h2", parent=base["Heading2"], fontSize=14, leading=18, spaceBefore=8),
+        "finding": ParagraphStyle("finding", parent=body, fontSize=16, leading=21, textColor=colors.HexColor("#0b5394")),
+        "body": body,
+        "marker": ParagraphStyle("marker", parent=body, textColor=colors.HexColor("#7a4b00")),
+    }
+
+
+def _paragraphs(text: str, style: ParagraphStyle) -> list[Paragraph]:
+    """Plain text (blank-line paragraphs, "- " lines) as escaped reportlab paragraphs."""
+    out = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        lines = [escape(line) for line in block.strip().split("\n") if line.strip()]
+        if lines:
+            out.append(Paragraph("<br/>".join(lines), style))
+    return out
+
+
+def _key_slice_image(report: "Report") -> Image | None:
+    if report.key_slice is None:
+        return None
+    from scans.errors import ScanError
+    from scans.imaging import render_png
+
+    try:
+        png = render_png(report.key_slice, size=512)
+    except (ScanError, OSError, ValueError) as exc:
+        logger.warning("key slice %s not rendered into the PDF: %s", report.key_slice.pk, exc)
+        return None
+    side = KEY_SLICE_SIZE_MM * mm
+    return Image(io.BytesIO(png), width=side, height=side, kind="proportional")
+
+
+def _date(value) -> str:
+    if hasattr(value, "tzinfo"):
+        value = timezone.localtime(value)
+    return formats.date_format(value, "DATE_FORMAT")
+
+
+def render_report_pdf(report: "Report") -> bytes:
+    s = _styles()
+    buffer = io.BytesIO()
+    doc = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=20 * mm,
+        rightMargin=20 * mm,
+        topMargin=18 * mm,
+        bottomMargin=18 * mm,
+        title=_("Your MRI report"),
+        author=_("Brain MRI portal"),
+    )
+    story: list = [Paragraph(escape(_("Your MRI report")), s["title"])]
+    patient = report.study.patient
+    if patient.full_name:
+        story.append(Paragraph(escape(_("For: %(name)s") % {"name": patient.full_name}), s["body"]))
+    story.append(Paragraph(escape(_("Scan date: %(date)s") % {"date": _date(report.scan_date)}), s["body"]))
+    story.append(Paragraph(escape(_("Report signed: %(date)s") % {"date": _date(report.first_signed_at)}), s["body"]))
+    if report.amended:
+        story.append(
+            Paragraph(
+                escape(_("Amended report (version %(v)d), changed on %(date)s") % {"v": report.review.version, "date": _date(report.signed_at)}),
+                s["marker"],
+            )
+        )
+    story += [Spacer(1, 4 * mm), Paragraph(escape(_("Finding")), s["h2"])]
+    story.append(Paragraph(escape(_("Final finding: %(label)s") % {"label": report.final_class_label}), s["finding"]))
+
+    story.append(Paragraph(escape(_("What it means")), s["h2"]))
+    if report.explanation is not None:
+        story += _paragraphs(report.explanation.text, s["body"])
+    else:
+        story.append(Paragraph(escape(report.headline), s["body"]))
+        story.append(Paragraph(escape(_("Your doctor will explain this result and what happens next.")), s["body"]))
+
+    if report.notes:
+        story.append(Paragraph(escape(_("A note from your radiologist")), s["h2"]))
+        for note in report.notes:
+            story += _paragraphs(note.text, s["body"])
+
+    image = _key_slice_image(report)
+    if image is not None:
+        story += [Paragraph(escape(_("A picture from your scan")), s["h2"]), image]
+
+    footer = (
+        _("Checked and signed by a radiologist. Research software, not a medical device."),
+        _("Please discuss any questions with your doctor."),
+    )
+
+    def draw_footer(canvas, document) -> None:  # on every page
+        canvas.saveState()
+        canvas.setFont("Helvetica", 8.5)
+        canvas.setFillColor(colors.HexColor("#4a4a4a"))
+        canvas.drawString(document.leftMargin, 12 * mm, footer[0])
+        canvas.drawString(document.leftMargin, 8 * mm, footer[1])
+        canvas.drawRightString(A4[0] - document.rightMargin, 8 * mm, _("Page %(n)d") % {"n": document.page})
+        canvas.restoreState()
+
+    doc.build(story, onFirstPage=draw_footer, onLaterPages=draw_footer)
+    return buffer.getvalue()
