@@ -123,6 +123,34 @@ def _png_trailing_bytes(data: bytes) -> int:
     return 0
 
 
+def header_dimensions(data: bytes, kind: str) -> tuple[int, int] | None:
+    """(width, height) straight from the PNG IHDR or the JPEG SOF marker, without PIL."""
+    if kind == PNG:
+        if len(data) >= 24 and data[12:16] == b"IHDR":
+            return struct.unpack(">II", data[16:24])
+        return None
+    pos = 2
+    n = len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        if marker in (0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF):
+            if pos + 9 > n:
+                return None
+            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            return width, height
+        pos += 2 + length
+    return None
+
+
 def open_raster(data: bytes, filename: str, kind: str) -> Image.Image:
     """Check a PNG/JPEG header for size, refuse polyglots, then decode it fully.
 
@@ -136,6 +164,9 @@ def open_raster(data: bytes, filename: str, kind: str) -> Image.Image:
                 f"{trailing} bytes of extra data after the end of the PNG image (e.g. appended HTML or "
                 "script); re-export the image",
             )
+    dims = header_dimensions(data, kind)
+    if dims is not None:
+        check_pixel_budget(filename, dims[1], dims[0])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
