@@ -23,8 +23,10 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -32,7 +34,7 @@ from typing import Any, Iterable
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -297,29 +299,42 @@ def _probabilities(values: Any) -> dict[str, float]:
     return {name: float(p) for name, p in zip(CLASSES, list(values))}
 
 
-def run_classification(job_id: int, *, task_id: str | None = None) -> Job:
-    """Classify the job's series and store the prediction. Idempotent: a finished job, or a
-    series that already has a prediction by this model version, is left as it is."""
-    claim = _claim(job_id, JobKind.CLASSIFY, task_id)
-    job = claim.job
-    if not claim.ran:
-        return job
-    series = job.series
-    try:
-        from scans.imaging import slice_pixels
+@contextmanager
+def _heartbeat(job_id: int):
+    """While a job runs, touch its updated_at every JOB_STALE_AFTER_SECONDS/4 from a thread,
+    so the sweeper only takes over jobs whose worker really stopped (a long series is not
+    "stale"). Only on PostgreSQL outside a transaction (a real worker); tests in one
+    transaction and SQLite run without it."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield
+        return
+    interval = max(float(getattr(settings, "JOB_STALE_AFTER_SECONDS", 300)) / 4.0, 0.5)
+    stop = threading.Event()
 
-        slices = list(series.ordered_slices())
-        if not slices:
-            raise PermanentError(_("The series has no images."))
-        predictor = get_predictor()
-        version = getattr(predictor, "model_version", None)
-        if version is None or not Prediction.objects.filter(series=series, model_version=str(version)).exists():
-            pixels = [slice_pixels(sl) for sl in slices]
-            t0 = time.perf_counter()
-            result = predictor.predict_series(pixels, heatmaps=True)
-            runtime_ms = (time.perf_counter() - t0) * 1000.0
-            _test_hooks(series)
-            _store_prediction(job, series, slices, result, runtime_ms)
+    def beat() -> None:
+        try:
+            while not stop.wait(interval):
+                Job.objects.filter(pk=job_id, state=JobState.RUNNING).update(updated_at=timezone.now())
+        except Exception:  # noqa: BLE001 - a missed beat only makes the sweeper act sooner
+            log.exception("heartbeat of job %s stopped", job_id)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=beat, name=f"job-{job_id}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def _execute(job: Job, work) -> Job | None:
+    """Run work(job) under a heartbeat. None when it succeeded; otherwise the job as
+    recorded: FAILED with the message (permanent), or queued again → RetryLater (transient)."""
+    try:
+        with _heartbeat(job.pk):
+            work(job)
     except RetryLater:
         raise
     except BaseException as exc:  # noqa: BLE001 - every outcome is recorded on the job
@@ -327,16 +342,46 @@ def run_classification(job_id: int, *, task_id: str | None = None) -> Job:
             raise  # KeyboardInterrupt/SystemExit: the worker is going away; the sweeper resumes
         job.refresh_from_db()
         if is_transient(exc):
-            log.warning("job %s: transient error: %s", job.pk, exc)
-            _requeue_after_transient(job, exc)
+            log.warning("%s: transient error: %s", job, exc)
+            _requeue_after_transient(job, exc)  # raises RetryLater, or fails the job
         else:
-            log.warning("job %s: permanent error: %s", job.pk, exc)
+            log.warning("%s: permanent error: %s", job, exc)
             _fail(job, _describe(exc))
         job.refresh_from_db()
         return job
-    _finish_classification(job)
-    job.refresh_from_db()
-    return job
+    return None
+
+
+def _classify(job: Job) -> None:
+    from scans.imaging import slice_pixels
+
+    series = job.series
+    slices = list(series.ordered_slices())
+    if not slices:
+        raise PermanentError(_("The series has no images."))
+    predictor = get_predictor()
+    version = getattr(predictor, "model_version", None)
+    if version is not None and Prediction.objects.filter(series=series, model_version=str(version)).exists():
+        return  # already classified by this model (e.g. a duplicate job)
+    pixels = [slice_pixels(sl) for sl in slices]
+    t0 = time.perf_counter()
+    result = predictor.predict_series(pixels, heatmaps=True)
+    runtime_ms = (time.perf_counter() - t0) * 1000.0
+    _test_hooks(series)
+    _store_prediction(job, series, slices, result, runtime_ms)
+
+
+def run_classification(job_id: int, *, task_id: str | None = None) -> Job:
+    """Classify the job's series and store the prediction. Idempotent: a finished job, or a
+    series that already has a prediction by this model version, is left as it is."""
+    claim = _claim(job_id, JobKind.CLASSIFY, task_id)
+    if not claim.ran:
+        return claim.job
+    failed = _execute(claim.job, _classify)
+    if failed is not None:
+        return failed
+    _finish_classification(claim.job)
+    return Job.objects.get(pk=job_id)
 
 
 def _is_soft_limit(exc: BaseException) -> bool:
@@ -449,27 +494,20 @@ def run_explanation(job_id: int, *, task_id: str | None = None) -> Job:
     portal). LLM timeouts retry with backoff; other errors fail the job with the message.
     The study status does not depend on it: the radiologist can review without a draft."""
     claim = _claim(job_id, JobKind.EXPLAIN, task_id)
-    job = claim.job
     if not claim.ran:
-        return job
-    try:
-        from portal.workflow.explanations import draft_explanation  # lazy: owned by the patient portal
-
-        draft_explanation(job.study)
-    except BaseException as exc:  # noqa: BLE001
-        if not isinstance(exc, Exception) and not _is_soft_limit(exc):
-            raise
-        job.refresh_from_db()
-        if is_transient(exc):
-            _requeue_after_transient(job, exc)
-        else:
-            _fail(job, _describe(exc))
-        job.refresh_from_db()
-        return job
+        return claim.job
+    failed = _execute(claim.job, _draft)
+    if failed is not None:
+        return failed
     now = timezone.now()
-    Job.objects.filter(pk=job.pk).update(state=JobState.DONE, error="", finished_at=now, updated_at=now)
-    job.refresh_from_db()
-    return job
+    Job.objects.filter(pk=job_id).update(state=JobState.DONE, error="", finished_at=now, updated_at=now)
+    return Job.objects.get(pk=job_id)
+
+
+def _draft(job: Job) -> None:
+    from portal.workflow.explanations import draft_explanation  # lazy: owned by the patient portal
+
+    draft_explanation(job.study)
 
 
 # --- Sweeper --------------------------------------------------------------------------------

@@ -46,15 +46,16 @@ def test_a_worker_killed_mid_classification_job_completes_once(start_worker, bro
     settings.JOB_STALE_AFTER_SECONDS = 2
     [study] = new_studies(1, n_slices=2)
     [job] = pipeline.start_processing(study)  # autocommit: enqueued to Redis at once
-    doomed = start_worker(PIPELINE_TEST_SLEEP_SECONDS=120)
+    doomed = start_worker(PIPELINE_TEST_SLEEP_SECONDS=120, JOB_STALE_AFTER_SECONDS=2)
     wait_for(lambda: Job.objects.get(pk=job.pk).state == JobState.RUNNING, CLASSIFY_TIMEOUT, what="job running")
     time.sleep(1.0)  # well inside the classification (it sleeps before storing)
     doomed.kill()
     running = Job.objects.get(pk=job.pk)
     assert running.state == JobState.RUNNING and running.attempts == 1
     assert not Prediction.objects.filter(series__study=study).exists()
-    # The message is unacknowledged in Redis; nothing runs it until the sweeper notices.
-    start_worker()
+    # The message is unacknowledged in Redis; nothing runs it until the sweeper notices
+    # that the heartbeat stopped.
+    start_worker(JOB_STALE_AFTER_SECONDS=2)
     time.sleep(settings.JOB_STALE_AFTER_SECONDS + 0.5)
     assert pipeline.sweep_stale_jobs() == 1
     wait_for(lambda: all_finished([study]), CLASSIFY_TIMEOUT, what="the swept job to finish")
@@ -72,7 +73,7 @@ def test_b_broker_flushed_sweeper_recovers_every_job(start_worker, broker, setti
         pipeline.start_processing(study)
     assert broker.llen("inference") == 4
     broker.flushdb()  # Redis restarted without persistence: every queued message is gone
-    start_worker()
+    start_worker(JOB_STALE_AFTER_SECONDS=2)
     time.sleep(settings.JOB_STALE_AFTER_SECONDS + 0.5)
     assert set(classify_jobs(studies).values_list("state", flat=True)) == {JobState.QUEUED}  # truly lost
     assert pipeline.sweep_stale_jobs() == 4
