@@ -49,6 +49,7 @@
   var opacity = document.getElementById("overlay-opacity");
   var zoomOut = document.getElementById("zoom-readout");
   var probList = document.getElementById("slice-prob-list");
+  var errorOut = document.getElementById("viewer-error");
 
   var PAGE_STEP = 10;
   var ZOOM_STEPS = [1, 1.25, 1.5, 2, 2.5, 3, 4];
@@ -85,14 +86,40 @@
       "&ww=" + encodeURIComponent(Math.max(1, state.ww).toFixed(1));
   }
 
-  function load(url) {
-    if (!cache[url]) {
-      var pre = new Image();
-      pre.decoding = "async";
-      pre.src = url;
-      cache[url] = pre;
+  // Image cache with retry: a rendering that fails (e.g. a busy server) is tried again twice
+  // before the viewer reports it. cache[url] = {img, state: loading|ok|error, waiters}.
+  var MAX_RETRIES = 2;
+  function load(url, attempt) {
+    attempt = attempt || 0;
+    var entry = cache[url];
+    if (entry) { return entry; }
+    var pre = new Image();
+    entry = { img: pre, state: "loading", waiters: [] };
+    cache[url] = entry;
+    function settle(ok) {
+      entry.state = ok ? "ok" : "error";
+      var waiters = entry.waiters;
+      entry.waiters = [];
+      waiters.forEach(function (cb) { cb(ok); });
     }
-    return cache[url];
+    pre.onload = function () { settle(true); };
+    pre.onerror = function () {
+      if (attempt >= MAX_RETRIES) { settle(false); return; }
+      setTimeout(function () {
+        if (cache[url] === entry) { delete cache[url]; }
+        var again = load(url, attempt + 1);
+        again.waiters = again.waiters.concat(entry.waiters);
+        entry.waiters = [];
+      }, 250 * (attempt + 1));
+    };
+    pre.decoding = "async";
+    pre.src = url;
+    return entry;
+  }
+
+  function whenLoaded(url, cb) {
+    var entry = load(url);
+    if (entry.state === "loading") { entry.waiters.push(cb); } else { cb(entry.state === "ok"); }
   }
 
   function preloadNeighbours() {
@@ -102,7 +129,9 @@
     });
     // Keep the cache bounded on long series.
     var keys = Object.keys(cache);
-    if (keys.length > 80) { keys.slice(0, keys.length - 40).forEach(function (k) { delete cache[k]; }); }
+    if (keys.length > 80) {
+      keys.slice(0, keys.length - 40).forEach(function (k) { if (cache[k].state !== "loading") { delete cache[k]; } });
+    }
   }
 
   function renderOverlay() {
@@ -126,11 +155,29 @@
     }
   }
 
+  // Swap the displayed image only once the new one has loaded, so scrolling never shows a
+  // blank or half-drawn frame; a failed rendering is reported in the readout.
+  var wanted = null;
+  function show(url) {
+    wanted = url;
+    if (img.getAttribute("src") === url) { return; }
+    whenLoaded(url, function (ok) {
+      if (wanted !== url) { return; }
+      if (ok) {
+        img.src = url;
+        viewer.classList.remove("image-error");
+        errorOut.textContent = "";
+      } else {
+        delete cache[url];
+        viewer.classList.add("image-error");
+        errorOut.textContent = viewer.dataset.loadError || "This image could not be loaded.";
+      }
+    });
+  }
+
   function render() {
     var s = slices[state.index];
-    var url = imageUrl(s);
-    load(url);
-    if (img.getAttribute("src") !== url) { img.src = url; }
+    show(imageUrl(s));
     img.alt = "Slice " + (state.index + 1) + " of " + slices.length;
     slider.value = String(state.index + 1);
     indexOut.textContent = String(state.index + 1);
