@@ -111,14 +111,22 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def png_bomb(width: int, height: int) -> bytes:
-    """A real, valid grayscale PNG of width×height black pixels, compressed to ~1/1000 of
-    its decoded size. Rows are compressed one at a time, so building it needs little memory."""
-    compressor = zlib.compressobj(9)
-    row = b"\x00" * (width + 1)  # filter byte + pixels
-    parts = [compressor.compress(row) for _ in range(height)]
-    parts.append(compressor.flush())
+    """A real, valid grayscale PNG of width×height black pixels, ~1/1000 of its decoded size,
+    built cheaply: one block of 64 zero rows is deflated once, ended with a full flush (so it
+    depends on nothing before it) and repeated; the Adler-32 is computed over the real data."""
+    rows = b"\x00" * ((width + 1) * 64)  # 64 rows of (filter byte + pixels)
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    block = compressor.compress(rows) + compressor.flush(zlib.Z_FULL_FLUSH)
+    full, rest = divmod(height, 64)
+    tail_rows = b"\x00" * ((width + 1) * rest)
+    tail = compressor.compress(tail_rows) + compressor.flush()
+    adler = 1
+    for _ in range(full):
+        adler = zlib.adler32(rows, adler)
+    adler = zlib.adler32(tail_rows, adler)
+    idat = b"\x78\x9c" + block * full + tail + struct.pack(">I", adler)
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", b"".join(parts)) + _chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
 
 def zip_bytes(entries: list[tuple[str, bytes]], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
