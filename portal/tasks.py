@@ -19,7 +19,7 @@ def classify_series(self, job_id: int) -> str:
         job = pipeline.run_classification(job_id, task_id=self.request.id)
     except pipeline.RetryLater as exc:
         raise self.retry(exc=exc, countdown=exc.countdown) from exc
-    return job.state
+    return job.state if job else "missing"
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
@@ -28,7 +28,7 @@ def explain_study(self, job_id: int) -> str:
         job = pipeline.run_explanation(job_id, task_id=self.request.id)
     except pipeline.RetryLater as exc:
         raise self.retry(exc=exc, countdown=exc.countdown) from exc
-    return job.state
+    return job.state if job else "missing"
 
 
 @shared_task

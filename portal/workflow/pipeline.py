@@ -38,6 +38,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, connecti
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from scans.models import (
     STUDY_TRANSITIONS,
@@ -208,7 +209,7 @@ def start_processing(study: Study) -> list[Job]:
 
 @dataclass
 class Claim:
-    job: Job
+    job: Job | None
     ran: bool  # False: nothing to do (already finished, running elsewhere, or gave up)
 
 
@@ -231,7 +232,10 @@ def _claim(job_id: int, kind: str, task_id: str | None) -> Claim:
             **({"celery_task_id": task_id} if task_id else {}),
         )
     )
-    job = Job.objects.select_related("study", "series").get(pk=job_id)
+    job = Job.objects.select_related("study", "series").filter(pk=job_id).first()
+    if job is None:  # its study was deleted after the message was sent
+        log.info("job %s no longer exists: nothing to do", job_id)
+        return Claim(None, False)
     if updated:
         return Claim(job, True)
     if job.state in (JobState.QUEUED, JobState.RUNNING) and job.attempts >= max_attempts() and (
@@ -371,7 +375,7 @@ def _classify(job: Job) -> None:
     _store_prediction(job, series, slices, result, runtime_ms)
 
 
-def run_classification(job_id: int, *, task_id: str | None = None) -> Job:
+def run_classification(job_id: int, *, task_id: str | None = None) -> Job | None:
     """Classify the job's series and store the prediction. Idempotent: a finished job, or a
     series that already has a prediction by this model version, is left as it is."""
     claim = _claim(job_id, JobKind.CLASSIFY, task_id)
@@ -489,7 +493,7 @@ def request_explanation(study: Study, *, regenerate: bool = False) -> Job:
     return job
 
 
-def run_explanation(job_id: int, *, task_id: str | None = None) -> Job:
+def run_explanation(job_id: int, *, task_id: str | None = None) -> Job | None:
     """Draft the patient explanation (portal.workflow.explanations, owned by the patient
     portal). LLM timeouts retry with backoff; other errors fail the job with the message.
     The study status does not depend on it: the radiologist can review without a draft."""
@@ -560,6 +564,14 @@ def _seconds(start, end) -> float | None:
     return round((end - start).total_seconds(), 3) if start and end else None
 
 
+def _summary(total: int, done: int, failed: int) -> str:
+    text = ngettext("%(done)d of %(total)d series classified", "%(done)d of %(total)d series classified", total) % {
+        "done": done, "total": total}
+    if failed:
+        text += ", " + ngettext("%(n)d failed", "%(n)d failed", failed) % {"n": failed}
+    return text
+
+
 def study_progress(study: Study) -> dict[str, Any]:
     """JSON-able state of the study and its jobs for the live status page."""
     study.refresh_from_db(fields=["status", "status_detail", "updated_at"])
@@ -579,6 +591,7 @@ def study_progress(study: Study) -> dict[str, Any]:
         "status_detail": study.status_detail,
         "terminal": study.status in TERMINAL_STUDY_STATES and not active,
         "progress": {"total": total, "done": done, "failed": failed},
+        "summary": _summary(total, done, failed),
         "max_attempts": max_attempts(),
         "jobs": [
             {

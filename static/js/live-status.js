@@ -4,7 +4,7 @@
  * state, and updated in place:
  *   [data-live-status-field="status"]   the study status text (status_display)
  *   [data-live-status-field="detail"]   the status detail
- *   [data-live-status-field="summary"]  "2 of 3 series classified"
+ *   [data-live-status-field="summary"]  "2 of 3 series classified" (translated by the server)
  *   progress[data-live-status-progress] value/max = series done/total
  *   [data-live-status-jobs]             a list (ul/ol) rebuilt with one item per job
  * The element gets data-state=<study status> and aria-live="polite" (set here when absent).
@@ -23,9 +23,9 @@
     if (el) { el.textContent = value == null ? "" : String(value); }
   }
 
-  function jobLine(job) {
+  function jobLine(job, maxAttempts) {
     var parts = [job.kind_display + (job.series_label ? " — " + job.series_label : ""), job.state_display];
-    if (job.attempts > 1) { parts.push("attempt " + job.attempts); }
+    if (job.attempts > 1) { parts.push("↻ " + job.attempts + "/" + maxAttempts); }
     if (job.run_seconds != null && job.state === "done") { parts.push(job.run_seconds.toFixed(1) + " s"); }
     var line = parts.join(" · ");
     if (job.error && job.state !== "done") { line += " — " + job.error; }
@@ -37,8 +37,7 @@
     text(root.querySelector('[data-live-status-field="status"]'), data.status_display);
     text(root.querySelector('[data-live-status-field="detail"]'), data.status_detail);
     var p = data.progress || { total: 0, done: 0, failed: 0 };
-    text(root.querySelector('[data-live-status-field="summary"]'),
-      p.done + " of " + p.total + " series classified" + (p.failed ? ", " + p.failed + " failed" : ""));
+    text(root.querySelector('[data-live-status-field="summary"]'), data.summary);
     var bar = root.querySelector("progress[data-live-status-progress]");
     if (bar) {
       bar.max = Math.max(p.total, 1);
@@ -51,7 +50,7 @@
         var li = document.createElement("li");
         li.setAttribute("data-job-state", job.state);
         li.setAttribute("data-job-id", job.id);
-        li.textContent = jobLine(job);
+        li.textContent = jobLine(job, data.max_attempts);
         list.appendChild(li);
       });
     }

@@ -111,6 +111,13 @@ class TestClaim:
         assert first.ran and not second.ran
         assert Job.objects.get(pk=job.pk).attempts == 1
 
+    def test_message_for_a_deleted_study_is_a_no_op(self, no_explanations):
+        study = new_study()
+        job = pipeline.start_processing(study)[0]
+        study.delete()
+        assert pipeline.run_classification(job.pk) is None
+        assert tasks.classify_series.apply(args=[job.pk]).get() == "missing"
+
     def test_redelivery_of_same_message_counts_an_attempt_then_gives_up(self, no_explanations):
         """A message redelivered because its worker died (same task id) is run again, and
         each try counts: the fourth delivery of a poison input fails the job and the study."""
@@ -279,6 +286,7 @@ class TestProgressView:
         json.dumps(before)
         assert before["status"] == StudyStatus.PROCESSING and not before["terminal"]
         assert before["progress"] == {"total": 1, "done": 0, "failed": 0}
+        assert before["summary"] == "0 of 1 series classified"
         assert before["jobs"][0]["state"] == JobState.QUEUED
         pipeline.run_classification(job.pk)
         after = pipeline.study_progress(study)
