@@ -220,8 +220,6 @@ def _review_action(request: HttpRequest, pk: int, *, amendment: bool) -> HttpRes
         messages.success(request, _("Amendment saved as version %(v)d and released to the patient.") % {"v": result.review.version})
     else:
         messages.success(request, _("Report signed and released to the patient."))
-    if result.explanation is None:
-        messages.warning(request, _("There was no patient explanation to approve yet."))
     return redirect("radiology:study", pk=study.pk)
 
 

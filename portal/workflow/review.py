@@ -24,6 +24,7 @@ from accounts.audit import record
 from scans.models import (
     TUMOUR_CLASSES,
     ClinicalNote,
+    ExplanationStatus,
     PatientExplanation,
     Prediction,
     Review,
@@ -48,7 +49,7 @@ class ReviewError(Exception):
 @dataclass(frozen=True)
 class SignOffResult:
     review: Review
-    explanation: PatientExplanation | None
+    explanation: PatientExplanation
 
 
 # --- AI result of a study ---------------------------------------------------------------------
@@ -107,22 +108,30 @@ def _resolve_decision(
 
 
 def latest_explanation(study: Study) -> PatientExplanation | None:
-    return study.explanations.order_by("-created_at", "-id").first()
+    """The explanation under review: the current draft, or the approved one."""
+    return (
+        study.explanations.exclude(status=ExplanationStatus.SUPERSEDED).order_by("-created_at", "-id").first()
+    )
 
 
 def _approve_explanation(
     study: Study, review: Review, user: Any, explanation_text: str | None
-) -> tuple[PatientExplanation | None, bool]:
-    """Approve the newest explanation of the study with this review (the patient portal's
-    service does the work). Returns (explanation, edited by the radiologist)."""
-    explanation = latest_explanation(study)
-    if explanation is None:
-        return None, False
-    from portal.workflow.explanations import approve_explanation
+) -> tuple[PatientExplanation, bool]:
+    """Approve the newest explanation of the study with this review. The patient portal's
+    service does the work: it keeps the radiologist's edit, re-drafts offline text when the
+    draft was written for another class, and writes one when there was no draft.
+    Returns (approved explanation, edited by the radiologist)."""
+    from portal.workflow.explanations import ExplanationError, approve_explanation
 
-    text = explanation_text if explanation_text else None
-    edited = text is not None and text != explanation.text.strip()
-    return approve_explanation(explanation, review=review, user=user, text=text if edited else None), edited
+    explanation = latest_explanation(study)
+    edited = bool(explanation_text) and (explanation is None or explanation_text != explanation.text.strip())
+    try:
+        approved = approve_explanation(
+            explanation, review=review, user=user, text=explanation_text if edited else None
+        )
+    except ExplanationError as exc:
+        raise ReviewError(str(exc)) from exc
+    return approved, edited
 
 
 def _write_version(
@@ -195,7 +204,7 @@ def _write_version(
             ai_model_version=prediction.model_version if prediction else None,
             previous_version=previous.version if previous else None,
             previous_final_class=previous.final_class if previous else None,
-            explanation_id=explanation.pk if explanation else None,
+            explanation_id=explanation.pk,
             explanation_edited=edited,
         )
     study.refresh_from_db()

@@ -56,6 +56,9 @@ def test_radiologist_overrides_and_signs_patient_sees_final_class(page, radiolog
 
     log_in(page, radiologist.email)
     page.goto("/radiology/")
+    if SCREENSHOT_DIR:
+        Path(SCREENSHOT_DIR).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=f"{SCREENSHOT_DIR}/worklist-1280x800.png")
     row = page.locator(f'[data-testid=worklist-row][data-study-id="{study.pk}"]')
     row.get_by_test_id("open-study").click()
     page.wait_for_url(f"**/radiology/studies/{study.pk}/")
@@ -141,3 +144,5 @@ def test_radiologist_overrides_and_signs_patient_sees_final_class(page, radiolog
     body = page.locator("main").inner_text()
     assert "Meningioma" in body or "meningioma" in body
     assert "Glioma" not in body and "glioma" not in body
+    if SCREENSHOT_DIR:
+        page.screenshot(path=f"{SCREENSHOT_DIR}/patient-report.png", full_page=True)

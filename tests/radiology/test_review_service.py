@@ -8,7 +8,7 @@ from django.db import connection
 
 from accounts.models import AuditEvent
 from portal.workflow.review import ReviewError, add_note, amend, primary_prediction, sign_off
-from scans.models import ClinicalNote, Prediction, Review, Study, StudyStatus
+from scans.models import ClinicalNote, ExplanationStatus, Prediction, Review, Study, StudyStatus
 from tests.factories import make_study
 
 pytestmark = pytest.mark.django_db
@@ -161,3 +161,77 @@ def test_concurrent_sign_offs_make_one_version(postgres, alice_record, radiologi
     assert sorted(outcomes) == ["refused 409", "signed"]
     assert Review.objects.filter(study=s).count() == 1
     assert Study.objects.get(pk=s.pk).status == StudyStatus.SIGNED
+
+
+# --- The patient explanation is approved with the sign-off ------------------------------------
+
+
+def _draft(study):
+    from portal.workflow.explanations import draft_explanation
+
+    draft = draft_explanation(study)
+    assert draft is not None and draft.status == ExplanationStatus.DRAFT
+    return draft
+
+
+def test_sign_off_approves_the_draft_unchanged(study, radiologist):
+    draft = _draft(study)
+    result = sign_off(study, user=radiologist, decision="confirm", explanation_text=draft.text + "\n")
+    approved = result.explanation
+    assert approved.pk == draft.pk and approved.status == ExplanationStatus.APPROVED
+    assert approved.review == result.review and approved.approved_by == radiologist
+    assert approved.text == draft.text and approved.edited_by is None
+    assert AuditEvent.objects.get(action="review.sign_off").detail["explanation_edited"] is False
+
+
+def test_sign_off_keeps_the_radiologists_edit(study, radiologist):
+    _draft(study)
+    text = "Your scan shows a growth called a glioma. Please discuss the next steps with your doctor."
+    approved = sign_off(study, user=radiologist, decision="confirm", explanation_text=text).explanation
+    assert approved.text == text and approved.edited_by == radiologist
+    assert approved.status == ExplanationStatus.APPROVED
+    assert AuditEvent.objects.get(action="review.sign_off").detail["explanation_edited"] is True
+
+
+def test_override_replaces_a_draft_written_for_the_ai_class(study, radiologist):
+    draft = _draft(study)
+    assert draft.final_class == "glioma"
+    approved = sign_off(
+        study, user=radiologist, decision="override", final_class="notumor", reason="Artefact", explanation_text=draft.text
+    ).explanation
+    assert approved.final_class == "notumor" and approved.status == ExplanationStatus.APPROVED
+    assert approved.text != draft.text
+    draft.refresh_from_db()
+    assert draft.status == ExplanationStatus.SUPERSEDED
+
+
+def test_no_draft_gets_an_offline_explanation(study, radiologist):
+    approved = sign_off(study, user=radiologist, decision="confirm").explanation
+    assert approved.status == ExplanationStatus.APPROVED and approved.provider == "offline"
+    assert approved.final_class == "glioma"
+
+
+def test_amendment_approves_a_new_explanation_and_keeps_the_old_record(study, radiologist):
+    v1 = sign_off(study, user=radiologist, decision="confirm")
+    first = v1.explanation
+    v2 = amend(study, user=radiologist, decision="override", final_class="meningioma", reason="Second read")
+    assert v2.explanation.pk != first.pk
+    assert v2.explanation.review == v2.review and v2.explanation.final_class == "meningioma"
+    first.refresh_from_db()
+    assert first.review == v1.review and first.final_class == "glioma"
+    assert first.status == ExplanationStatus.SUPERSEDED
+    assert study.explanations.filter(status=ExplanationStatus.APPROVED).get() == v2.explanation
+
+
+def test_a_failed_explanation_approval_rolls_the_sign_off_back(study, radiologist, monkeypatch):
+    from portal.workflow import explanations
+
+    def broken(*args, **kwargs):
+        raise explanations.ExplanationError("The explanation belongs to another study.")
+
+    monkeypatch.setattr(explanations, "approve_explanation", broken)
+    with pytest.raises(ReviewError, match="another study"):
+        sign_off(study, user=radiologist, decision="confirm")
+    assert not Review.objects.exists()
+    study.refresh_from_db()
+    assert study.status == StudyStatus.AWAITING_REVIEW
