@@ -178,7 +178,8 @@
   function render() {
     var s = slices[state.index];
     show(imageUrl(s));
-    img.alt = "Slice " + (state.index + 1) + " of " + slices.length;
+    img.alt = (viewer.dataset.sliceAlt || "Slice %(n)s of %(total)s")
+      .replace("%(n)s", String(state.index + 1)).replace("%(total)s", String(slices.length));
     slider.value = String(state.index + 1);
     indexOut.textContent = String(state.index + 1);
     viewer.dataset.sliceIndex = String(state.index);

@@ -268,3 +268,55 @@ def test_viewer_data_is_valid_json_in_page(staff_client, study):
     start = body.index('<script id="viewer-data" type="application/json">') + len('<script id="viewer-data" type="application/json">')
     data = json.loads(body[start:body.index("</script>", start)])
     assert len(data["slices"]) == 5
+
+
+def test_regenerate_requests_a_new_draft(staff_client, study, radiologist, django_capture_on_commit_callbacks):
+    from scans.models import ExplanationStatus, Job
+
+    url = reverse("radiology:regenerate_explanation", args=[study.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(url)
+    assert response.status_code == 302
+    job = Job.objects.get(study=study, kind="explain")
+    assert AuditEvent.objects.get(action="explanation.regenerate").detail["job_id"] == job.pk
+    job.refresh_from_db()
+    assert job.state == "done", job.error
+    first = study.explanations.get(status=ExplanationStatus.DRAFT)
+    page = staff_client.get(reverse("radiology:study", args=[study.pk])).content.decode()
+    assert 'data-testid="explanation-text"' in page and first.text[:40] in page
+    with django_capture_on_commit_callbacks(execute=True):
+        staff_client.post(url)
+    assert Job.objects.filter(study=study, kind="explain").count() == 2
+    second = study.explanations.get(status=ExplanationStatus.DRAFT)
+    assert second.pk != first.pk
+
+
+def test_explanation_flags_are_shown(staff_client, study):
+    from scans.models import PatientExplanation
+
+    PatientExplanation.objects.create(
+        study=study, final_class="glioma", text="Plain text for the patient.", provider="gemini",
+        fell_back=True, flagged=True, flag_reason="Provider timed out; offline text used.",
+    )
+    page = staff_client.get(reverse("radiology:study", args=[study.pk])).content.decode()
+    assert 'data-testid="explanation-flagged"' in page and 'data-testid="explanation-fell-back"' in page
+    assert "Provider timed out" in page and "Plain text for the patient." in page
+
+
+def test_series_list_and_selection(staff_client, alice_record):
+    from scans.models import Series, Slice
+
+    s = make_study(alice_record, n_slices=2)
+    first = s.series.get()
+    second = Series.objects.create(study=s, series_instance_uid=f"{first.series_instance_uid}.9", series_number=2, description="FLAIR")
+    src = first.slices.first()
+    Slice.objects.create(
+        series=second, sop_instance_uid=src.sop_instance_uid + ".9", file=src.file.name, sha256=src.sha256,
+        source_format="png", order_index=0, rows=64, columns=64,
+    )
+    page = staff_client.get(reverse("radiology:study", args=[s.pk]))
+    assert page.context["selected_series"] == first and len(page.context["viewer_data"]["slices"]) == 2
+    assert "FLAIR" in page.content.decode()
+    page = staff_client.get(reverse("radiology:study", args=[s.pk]), {"series": second.pk})
+    assert page.context["selected_series"] == second and len(page.context["viewer_data"]["slices"]) == 1
+    assert page.context["prediction"] is None  # the second series has no AI result
