@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from portal.api import uploads, views
@@ -16,4 +16,6 @@ urlpatterns = [
     path("uploads/", uploads.UploadView.as_view(), name="uploads"),
     path("schema/", SpectacularAPIView.as_view(permission_classes=[]), name="schema"),
     path("docs/", views.SwaggerDocsView.as_view(url_name="api:schema"), name="docs"),
+    # Keep last: any other /api/ path answers a JSON 404, never Django's HTML page.
+    re_path(r"^", views.not_found, name="not_found"),
 ]

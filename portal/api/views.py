@@ -14,6 +14,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from drf_spectacular.views import SpectacularSwaggerSplitView
 from rest_framework import generics, permissions, status
 from rest_framework.authtoken.models import Token
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -263,6 +264,14 @@ class StudyReviews(APIView):
         study.refresh_from_db()
         return Response(s.ReportSerializer(s.ReportSerializer.build(study, result.review)).data,
                         status=status.HTTP_201_CREATED)
+
+
+@extend_schema(exclude=True)
+@api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+@permission_classes([permissions.AllowAny])
+@authentication_classes([])
+def not_found(request: Request) -> Response:
+    return Response({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
 
 
 # --- Docs -------------------------------------------------------------------------------------

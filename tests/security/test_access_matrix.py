@@ -186,6 +186,7 @@ RULES: dict[str, Rule] = {
     "api:study_reviews": Rule(api_staff_only(400), method="POST", kwargs=STUDY, study_data=True),
     "api:schema": Rule(public(200)),
     "api:docs": Rule(public(200)),
+    "api:not_found": Rule(public(404)),
 }
 
 # Django admin: one blanket rule. Only staff accounts (administrators) get past its login;
