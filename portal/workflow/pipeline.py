@@ -165,13 +165,22 @@ def _predictor_options() -> dict[str, Any]:
     }
 
 
+_PREDICTORS_SEEN: set[int] = set()
+
+
 def get_predictor():
     """The process-wide predictor (inference.predict.get_predictor caches it, so the model
     is loaded once per worker process), configured from the Django settings."""
     from inference.predict import get_predictor as _get
 
     options = {k: v for k, v in _predictor_options().items() if v is not None}
-    return _get(**options)
+    t0 = time.perf_counter()
+    predictor = _get(**options)
+    if id(predictor) not in _PREDICTORS_SEEN:
+        _PREDICTORS_SEEN.add(id(predictor))
+        log.info("inference model %s %s loaded in process %d in %.2f s", getattr(predictor, "model_name", "?"),
+                 getattr(predictor, "model_version", "?"), os.getpid(), time.perf_counter() - t0)
+    return predictor
 
 
 def current_model_version() -> str | None:

@@ -4,6 +4,7 @@ flushed with jobs queued, (c) a poison input that kills its worker every time, (
 at once on 2 worker processes. The database is the truth in every case."""
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -114,8 +115,10 @@ def test_d_twenty_series_two_worker_processes_no_duplicates(start_worker, broker
     for job in jobs[:10]:  # and duplicate messages (a redelivery) must not duplicate results
         tasks.classify_series.apply_async(args=[job.pk])
     assert broker.llen("inference") == 30
-    start_worker(concurrency=2)
+    worker = start_worker(concurrency=2)
     wait_for(lambda: all_finished(studies), CLASSIFY_TIMEOUT * 2, what="20 series to finish")
     assert Prediction.objects.filter(series__study__in=studies).count() == 20
     assert_one_prediction_per_series(studies)
     assert set(classify_jobs(studies).values_list("state", "attempts")) == {(JobState.DONE, 1)}
+    loads = re.findall(r"inference model .* loaded in process (\d+)", worker.output())
+    assert 1 <= len(loads) <= 2 and len(set(loads)) == len(loads)  # once per worker process
