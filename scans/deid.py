@@ -32,7 +32,7 @@ try:  # pydicom's table of registered UIDs
 except ImportError:  # pragma: no cover
     UID_dictionary = {}
 
-DEID_METHOD = "DICOM PS3.15 E.1 Basic Application Level Confidentiality Profile (brain MRI portal)"
+DEID_METHOD = "PS3.15 E.1 Basic Application Level Confidentiality Profile"  # LO: 64 max
 
 # PS3.15 Table E.1-1, Basic Profile column. Z: replace with a zero-length value;
 # X: remove; D: replace with a dummy value (here: a fixed placeholder).
