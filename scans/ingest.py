@@ -36,6 +36,7 @@ from scans.validation import DICOM, JPEG, PNG, ZIP, open_raster, sniff
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[str], None]
+READ_CHUNK = 1024 * 1024
 
 
 # --- Inputs ------------------------------------------------------------------------------------
@@ -53,12 +54,21 @@ class Source:
     contained: bool = False
 
     def read(self) -> bytes:
+        """The whole file, refusing it as soon as it passes the upload limit (read in chunks:
+        one read(limit) call would allocate the whole limit up front)."""
         limit = int(settings.UPLOAD_MAX_BYTES)
+        too_large = TooLarge(self.name, f"the file is larger than the upload limit of {limit:,} bytes")
+        if self.size is not None and self.size > limit:
+            raise too_large
+        chunks: list[bytes] = []
+        total = 0
         with _ReuseOrOpen(self._open) as handle:
-            data = handle.read(limit + 1)
-        if len(data) > limit:
-            raise TooLarge(self.name, f"the file is larger than the upload limit of {limit:,} bytes")
-        return data
+            while chunk := handle.read(READ_CHUNK):
+                total += len(chunk)
+                if total > limit:
+                    raise too_large
+                chunks.append(chunk)
+        return b"".join(chunks)
 
     def open(self) -> IO[bytes]:
         return _ReuseOrOpen(self._open).__enter__()
