@@ -4,7 +4,7 @@ from itertools import product
 
 import pytest
 
-from inference.explainer.checks import MAX_CHARS, check_text, mentioned_classes
+from inference.explainer.checks import CLASS_PATTERNS, MAX_CHARS, check_text, mentioned_classes
 from inference.explainer.offline import QUESTIONS, offline_text
 from inference.explainer.payload import CONFIDENCE_BANDS, TUMOUR_CLASSES, ExplanationPayload, confidence_band
 from inference.explainer.prompt import render_prompt
@@ -20,6 +20,7 @@ ALL_PAYLOADS = [
 def test_payload_has_exactly_the_allowlisted_fields():
     assert [f.name for f in fields(ExplanationPayload)] == ["final_class", "confidence_band", "overridden", "language"]
     assert tuple(TUMOUR_CLASSES) == tuple(MODEL_CLASSES)
+    assert set(CLASS_PATTERNS) == set(TUMOUR_CLASSES)
 
 
 def test_payload_cannot_carry_anything_else():

@@ -6,15 +6,10 @@ from django.urls import reverse
 from accounts.models import AuditEvent
 from portal.workflow.explanations import draft_explanation
 from scans.models import ClinicalNote, Patient, StudyStatus
-from tests.conftest import TEST_PASSWORD
 from tests.factories import make_study
 from tests.patient.builders import sign
 
 pytestmark = pytest.mark.django_db
-
-
-def _login(client, user):
-    assert client.login(email=user.email, password=TEST_PASSWORD) or client.force_login(user) is None
 
 
 @pytest.fixture
