@@ -132,6 +132,10 @@ def test_radiologist_overrides_and_signs_patient_sees_final_class(page, radiolog
     assert (review.decision, review.final_class, review.version) == ("override", "meningioma", 1)
     study.refresh_from_db()
     assert study.status == StudyStatus.SIGNED
+    if SCREENSHOT_DIR:
+        page.screenshot(path=f"{SCREENSHOT_DIR}/study-signed.png", full_page=True)
+        page.goto(reverse("radiology:patient_history", args=[study.patient_id]))
+        page.screenshot(path=f"{SCREENSHOT_DIR}/history.png", full_page=True)
 
     # The patient logs in and sees the radiologist's class, not the AI's.
     page.get_by_role("button", name="Log out").click()
