@@ -89,6 +89,11 @@
   // Image cache with retry: a rendering that fails (e.g. a busy server) is tried again twice
   // before the viewer reports it. cache[url] = {img, state: loading|ok|error, waiters}.
   var MAX_RETRIES = 2;
+  var inFlight = 0; // exposed as data-loading, so tests can wait for a quiet viewer
+  function loading(delta) {
+    inFlight += delta;
+    viewer.dataset.loading = String(inFlight);
+  }
   function load(url, attempt) {
     attempt = attempt || 0;
     var entry = cache[url];
@@ -96,16 +101,20 @@
     var pre = new Image();
     entry = { img: pre, state: "loading", waiters: [] };
     cache[url] = entry;
+    loading(1);
     function settle(ok) {
       entry.state = ok ? "ok" : "error";
       var waiters = entry.waiters;
       entry.waiters = [];
       waiters.forEach(function (cb) { cb(ok); });
     }
-    pre.onload = function () { settle(true); };
+    pre.onload = function () { loading(-1); settle(true); };
     pre.onerror = function () {
+      loading(-1);
       if (attempt >= MAX_RETRIES) { settle(false); return; }
+      loading(1); // the retry below is still pending
       setTimeout(function () {
+        loading(-1);
         if (cache[url] === entry) { delete cache[url]; }
         var again = load(url, attempt + 1);
         again.waiters = again.waiters.concat(entry.waiters);

@@ -116,6 +116,8 @@ def test_radiologist_overrides_and_signs_patient_sees_final_class(page, radiolog
         page.screenshot(path=f"{SCREENSHOT_DIR}/study-800x1100.png", full_page=True)
         page.set_viewport_size({"width": 1280, "height": 800})
 
+    _wait_js(page, "document.getElementById('viewer').dataset.loading === '0'")
+
     # Override without a reason is refused with a visible error; then with a reason.
     page.get_by_test_id("decision-override").check()
     page.get_by_test_id("final-class-select").select_option("meningioma")
