@@ -152,3 +152,72 @@ def test_radiologist_overrides_and_signs_patient_sees_final_class(page, radiolog
     assert "Glioma" not in body and "glioma" not in body
     if SCREENSHOT_DIR:
         page.screenshot(path=f"{SCREENSHOT_DIR}/patient-report.png", full_page=True)
+
+
+def test_window_level_drag_zoom_and_tablet_layout(page, radiologist, patient_alice):
+    study = _study_with_heatmaps(patient_alice.patient_record)
+    log_in(page, radiologist.email)
+    page.goto(reverse("radiology:study", args=[study.pk]))
+    page.wait_for_selector("#viewer[data-ready=true]")
+    _wait_js(page, "document.getElementById('slice-image').naturalWidth > 0")
+    assert "default" in page.locator("#window-readout").inner_text()
+
+    # Drag right and up: wider window, higher level; the server renders the new window.
+    box = page.locator("#viewport").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 60, y - 40, steps=6)
+    page.mouse.up()
+    readout = page.locator("#window-readout").inner_text()
+    width, level = (int(part.split()[-1]) for part in readout.split("/"))
+    assert width > 255 and level > 128, readout
+    _wait_js(page, "document.getElementById('slice-image').getAttribute('src').includes('wc=')")
+    assert page.get_by_role("button", name="Default").get_attribute("aria-pressed") == "false"
+
+    # Zoom with the buttons and the keyboard.
+    page.get_by_role("button", name="Zoom in").click()
+    assert page.locator("#zoom-readout").inner_text() == "125%"
+    page.locator("#viewport").focus()
+    page.keyboard.press("+")
+    assert page.locator("#zoom-readout").inner_text() == "150%"
+    page.keyboard.press("0")
+    assert page.locator("#zoom-readout").inner_text() == "100%"
+    # H toggles the heat map from the keyboard.
+    page.keyboard.press("h")
+    assert page.get_by_test_id("heatmap-overlay").is_visible()
+
+    # Tablet width: one column, the viewer first and nearly full width, review panel below.
+    page.set_viewport_size({"width": 800, "height": 1100})
+    viewport_box = page.locator("#viewport").bounding_box()
+    panel_box = page.locator(".review-panel").bounding_box()
+    assert viewport_box["width"] > 650
+    assert panel_box["y"] > viewport_box["y"] + viewport_box["height"]
+    assert page.evaluate("document.documentElement.scrollWidth") <= 800  # no sideways scrolling
+
+
+def test_amendment_in_the_browser_patient_sees_amended(page, radiologist, patient_alice):
+    from portal.workflow.review import sign_off
+
+    study = _study_with_heatmaps(patient_alice.patient_record)
+    sign_off(study, user=radiologist, decision="confirm")
+    log_in(page, radiologist.email)
+    page.goto(reverse("radiology:study", args=[study.pk]))
+    page.wait_for_selector("#viewer[data-ready=true]")
+    _wait_js(page, "document.getElementById('viewer').dataset.loading === '0'")
+    page.locator("[data-testid=amend-details] summary").click()
+    page.get_by_test_id("amend-class").select_option("pituitary")
+    page.get_by_test_id("amend-reason").fill("Sellar origin on the coronal images.")
+    page.get_by_test_id("amend-submit").click()
+    page.wait_for_load_state("networkidle")
+    assert page.get_by_test_id("final-class").inner_text() == "Pituitary tumour"
+    assert page.get_by_test_id("versions").locator("li").count() == 2
+    study.refresh_from_db()
+    assert study.status == StudyStatus.AMENDED
+
+    page.get_by_role("button", name="Log out").click()
+    log_in(page, patient_alice.email)
+    page.goto(reverse("patient:report", args=[study.pk]))
+    body = page.locator("main").inner_text()
+    assert "ituitary" in body and "mended" in body
+    assert "Glioma" not in body
