@@ -15,4 +15,6 @@ class SecurityHeadersMiddleware:
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        # Scan images and API answers must not be embedded by other sites (no-cors reads).
+        response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
         return response

@@ -246,6 +246,8 @@ def test_security_headers_on_pages_and_api(client):
         assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
         assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
         assert response["Cross-Origin-Opener-Policy"] == "same-origin"
+        assert response["Cross-Origin-Resource-Policy"] == "same-origin"
+        assert "camera=()" in response["Permissions-Policy"]
 
 
 def test_production_settings_send_hsts_and_secure_cookies():
