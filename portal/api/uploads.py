@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.audit import record
-from portal.uploads.views import request_too_large, resolve_patient, result_payload
+from portal.uploads.views import audit_upload, request_too_large, resolve_patient, result_payload
 from portal.workflow.ingest import UploadNotAllowed, submit_upload
 from scans.errors import ScanError
 
@@ -106,14 +106,5 @@ class UploadView(APIView):
             return _refuse(request, exc)
         except UploadNotAllowed:
             return Response({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
-        record(
-            "scans.upload",
-            request=request,
-            obj=patient,
-            patient_id=patient.pk,
-            studies=[s.pk for s in result.studies],
-            new_slices=len(result.new_slice_ids),
-            allow_mismatch=allow_mismatch,
-            api=True,
-        )
+        audit_upload(request, patient, result, allow_mismatch, api=True)
         return Response(result_payload(result, user), status=status.HTTP_201_CREATED)

@@ -64,6 +64,20 @@ def resolve_patient(user: Any, value: Any) -> Patient:
     raise Http404
 
 
+def audit_upload(request: Any, patient: Patient, result: Any, allow_mismatch: bool, **extra: Any) -> None:
+    record(
+        "scans.upload",
+        request=request,
+        obj=patient,
+        patient_id=patient.pk,
+        studies=[s.pk for s in result.studies],
+        new_slices=len(result.new_slice_ids),
+        rejected=len(result.rejected),
+        allow_mismatch=allow_mismatch,
+        **extra,
+    )
+
+
 def _is_xhr(request: HttpRequest) -> bool:
     return request.headers.get("x-requested-with") == "XMLHttpRequest" or "application/json" in request.headers.get("accept", "")
 
@@ -124,15 +138,7 @@ def _upload_checked(request: HttpRequest) -> HttpResponse:
         return _failure(request, exc)
     except UploadNotAllowed:
         raise Http404 from None
-    record(
-        "scans.upload",
-        request=request,
-        obj=patient,
-        patient_id=patient.pk,
-        studies=[s.pk for s in result.studies],
-        new_slices=len(result.new_slice_ids),
-        allow_mismatch=allow_mismatch,
-    )
+    audit_upload(request, patient, result, allow_mismatch)
     payload = result_payload(result, user)
     if user.is_clinical_staff and result.studies:
         payload["next"] = reverse("uploads:study", args=[result.studies[0].pk])
