@@ -57,15 +57,25 @@ _KNOWN_OTHERS = [
     (b"MZ", "an executable"),
 ]
 
-# Group/element tags that typically open a raw (preamble-less) DICOM data set.
-_RAW_DICOM_OPENERS = {(0x0002, 0x0000), (0x0002, 0x0001), (0x0008, 0x0005), (0x0008, 0x0008), (0x0008, 0x0016)}
+_VRS = {
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FD", b"FL", b"IS", b"LO", b"LT", b"OB", b"OD", b"OF", b"OL",
+    b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM", b"UC", b"UI", b"UL", b"UN", b"UR", b"US",
+    b"UT", b"UV",
+}
 
 
 def _looks_like_raw_dicom(head: bytes) -> bool:
+    """A data set written without preamble opens with a little-endian tag of group 0002
+    (file meta) or 0008 (identification), followed by an explicit VR or an implicit length."""
     if len(head) < 8:
         return False
     group, element = struct.unpack("<HH", head[:4])
-    return (group, element) in _RAW_DICOM_OPENERS or head[:4] in (b"\x08\x00\x05\x00", b"\x08\x00\x16\x00")
+    if group not in (0x0002, 0x0008) or element % 2 and element > 0x00FF:
+        return False
+    if head[4:6] in _VRS:
+        return True
+    (length,) = struct.unpack("<I", head[4:8])
+    return length < 1024 or length == 0xFFFFFFFF
 
 
 def sniff(head: bytes, filename: str) -> str:

@@ -170,3 +170,13 @@ def nested_sequence_dicom(depth: int) -> bytes:
 def raw_dicom_without_preamble() -> bytes:
     """The same data set with the 128-byte preamble and 'DICM' removed."""
     return dicom_bytes()[132:]
+
+
+def raw_implicit_dataset_without_meta() -> bytes:
+    """A bare implicit-VR data set: no preamble, no 'DICM', no file meta group."""
+    ds = make_dataset()
+    del ds.file_meta
+    ds.preamble = None
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    return buffer.getvalue()

@@ -71,8 +71,9 @@ def test_generated_dicom_truncated(upload, fraction):
     assert "truncated" in body["error"]
 
 
-def test_no_dicm_preamble(upload):
-    body = upload("raw.dcm", b.raw_dicom_without_preamble(), expect=415)
+@pytest.mark.parametrize("build", [b.raw_dicom_without_preamble, b.raw_implicit_dataset_without_meta])
+def test_no_dicm_preamble(upload, build):
+    body = upload("raw.dcm", build(), expect=415)
     assert "preamble" in body["error"] and "Part 10" in body["error"]
 
 
