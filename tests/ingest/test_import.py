@@ -250,3 +250,30 @@ def test_load_display_pixels_for_loose_files(shared_data, tmp_path):
     png = tmp_path / "x.png"
     png.write_bytes(b.png_bytes(value=77))
     assert int(imaging.load_display_pixels(png)[0, 0]) == 77
+
+
+def test_enhanced_multiframe_geometry_from_functional_groups(media):
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    patient = make_patient(mrn="MRN-TEST")
+    frames = np.stack([np.full((8, 8), 10 * (i + 1), np.uint16) for i in range(4)])
+    ds = b.make_dataset(pixels=frames, NumberOfFrames=4, position=None, orientation=None, instance_number=None)
+    per_frame = []
+    for z in (30.0, 10.0, 40.0, 20.0):  # frames stored out of spatial order
+        position = Dataset()
+        position.ImagePositionPatient = [0.0, 0.0, z]
+        group = Dataset()
+        group.PlanePositionSequence = Sequence([position])
+        per_frame.append(group)
+    orientation = Dataset()
+    orientation.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    shared = Dataset()
+    shared.PlaneOrientationSequence = Sequence([orientation])
+    ds.PerFrameFunctionalGroupsSequence = Sequence(per_frame)
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    import_files([("enhanced.dcm", b.to_bytes(ds))], patient=patient)
+    slices = list(Series.objects.get().ordered_slices())
+    assert [s.slice_location for s in slices] == [10.0, 20.0, 30.0, 40.0]
+    assert [s.frame_index for s in slices] == [1, 3, 0, 2]
+    assert all(s.sop_instance_uid.endswith(f"#{s.frame_index}") for s in slices)
