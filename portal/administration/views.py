@@ -91,7 +91,7 @@ def patient_link(request: HttpRequest, pk: int) -> HttpResponse:
 @admin_view("POST")
 def patient_unlink(request: HttpRequest, pk: int) -> HttpResponse:
     with transaction.atomic():
-        record = get_object_or_404(Patient.objects.select_for_update().select_related("user"), pk=pk)
+        record = get_object_or_404(Patient.objects.select_for_update(of=("self",)).select_related("user"), pk=pk)
         if record.user is None:
             messages.error(request, _("This record has no account."))
         else:

@@ -41,7 +41,22 @@ schema = _load_schema()
 
 
 @pytest.fixture
-def api_token(db, administrator, patient_alice, radiologist):
+def keep_test_connection():
+    """Requests go straight through the WSGI handler, whose request_finished signal would
+    close the database connection in the middle of the test's transaction (Django's own test
+    client disconnects it the same way)."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def api_token(keep_test_connection, db, administrator, patient_alice, radiologist):
     # Some data so that list and detail operations have something real to return.
     from portal.workflow.review import sign_off
 
