@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import math
+from datetime import date, datetime
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ MAX_FRAMES = 4096
 MAX_SEQUENCE_DEPTH = 16
 DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
 _UNDEFINED_LENGTH = 0xFFFFFFFF
-_PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
 class SkipFile(Exception):
@@ -212,7 +213,7 @@ def slice_location(position: Any, orientation: Any) -> float | None:
     return float(np.dot(pos, normal / np.linalg.norm(normal)))
 
 
-def _window_from_tags(ds: Dataset) -> tuple[float | None, float | None]:
+def window_from_tags(ds: Dataset) -> tuple[float | None, float | None]:
     center = _first_float(ds.get("WindowCenter"))
     width = _first_float(ds.get("WindowWidth"))
     if center is None or width is None or width <= 0:
@@ -227,7 +228,7 @@ def parse(data: bytes, filename: str) -> DicomObject:
     sop_class = str(ds.file_meta.get("MediaStorageSOPClassUID", "") or ds.get("SOPClassUID", ""))
     if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
         raise SkipFile(filename, "DICOMDIR (a directory of the disc, not an image): skipped")
-    if not any(tag in ds for tag in _PIXEL_TAGS):
+    if not any(tag in ds for tag in PIXEL_TAGS):
         if "Rows" in ds and "Columns" in ds:
             raise CorruptFile(filename, "image header without pixel data: the file is truncated or damaged")
         name = UID(sop_class).name if sop_class else "unknown SOP class"
@@ -241,7 +242,7 @@ def parse(data: bytes, filename: str) -> DicomObject:
         pixels = decode_all(ds)
     except Exception as exc:  # noqa: BLE001 - decoders raise many types on damaged data
         raise CorruptFile(filename, f"pixel data cannot be decoded ({type(exc).__name__}: {exc})") from exc
-    tag_center, tag_width = _window_from_tags(ds)
+    tag_center, tag_width = window_from_tags(ds)
     sop = str(ds.SOPInstanceUID).strip()
     obj = DicomObject(
         filename=filename,
@@ -278,9 +279,7 @@ def parse(data: bytes, filename: str) -> DicomObject:
     return obj
 
 
-def _date(value: Any):
-    from datetime import datetime
-
+def _date(value: Any) -> date | None:
     try:
         return datetime.strptime(str(value)[:8], "%Y%m%d").date() if value else None
     except ValueError:

@@ -133,8 +133,8 @@ def _decode_bytes(data: bytes, filename: str, frame_index: int = 0) -> Decoded:
         if frame_index >= frames.shape[0]:
             raise CorruptFile(filename, f"frame {frame_index} does not exist")
         values = dicom.modality_values(ds, frames[frame_index])
-        center, width = dicom._window_from_tags(ds)
-        for tag in dicom._PIXEL_TAGS:
+        center, width = dicom.window_from_tags(ds)
+        for tag in dicom.PIXEL_TAGS:
             if tag in ds:
                 del ds[tag]
         return Decoded(np.ascontiguousarray(values), ds, center, width)

@@ -70,9 +70,6 @@ class Source:
                 chunks.append(chunk)
         return b"".join(chunks)
 
-    def open(self) -> IO[bytes]:
-        return _ReuseOrOpen(self._open).__enter__()
-
 
 class _ReuseOrOpen:
     """Opens a path each time; rewinds an already-open file object instead of closing it."""
@@ -197,12 +194,11 @@ def _expand(sources: list[Source], rejected: list[dict], cleanup: list[IO[bytes]
     out: list[Source] = []
     for source in sources:
         with _ReuseOrOpen(source._open) as handle:
-            head = handle.read(4)
-        if head not in (b"PK\x03\x04", b"PK\x05\x06"):
-            out.append(source)
-            continue
-        handle = source.open()
-        members, skipped = archive.extract(handle, source.name)
+            if handle.read(4) not in (b"PK\x03\x04", b"PK\x05\x06"):
+                out.append(source)
+                continue
+            handle.seek(0)
+            members, skipped = archive.extract(handle, source.name)
         rejected.extend({"file": s.name, "reason": s.reason} for s in skipped)
         for member in members:
             cleanup.append(member.file)

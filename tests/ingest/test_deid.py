@@ -17,7 +17,6 @@ from pydicom.sequence import Sequence
 from scans.deid import BASIC_PROFILE, UidMapper, deidentify_dataset, patient_identifiers, redact_text
 from scans.ingest import import_files
 from scans.models import Series
-from tests.factories import make_patient
 from tests.ingest import builders as b
 
 CANARY = "CANARY"

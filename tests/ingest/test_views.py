@@ -13,7 +13,6 @@ from PIL import Image
 
 from accounts.models import AuditEvent
 from scans import imaging
-from scans.ingest import import_files
 from scans.models import Slice, SlicePrediction, Study, StudyStatus
 from tests.factories import make_study
 from tests.ingest import builders as b
