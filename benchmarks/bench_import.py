@@ -83,6 +83,24 @@ def main() -> None:
         imaging.render_png(sl, window_center=400, window_width=800)
     warm_ms = (time.perf_counter() - t0) / len(series_slices) * 1000
 
+    # Larger slices: the 384×384 transfer-syntax set (JPEG 2000, JPEG-LS, RLE ...), if present.
+    big = {}
+    ts_folder = folder.parent / "transfer-syntaxes"
+    if ts_folder.is_dir():
+        patient = Patient.objects.create(mrn="BENCH-TS")
+        import_files(sources_from_path(ts_folder), patient=patient, allow_mismatch=True)
+        ts_slices = list(Slice.objects.filter(series__study__patient=patient))
+        imaging.decoded_cache.clear()
+        t0 = time.perf_counter()
+        for sl in ts_slices:
+            imaging.render_png(sl)
+        big["preview_384_cold_ms_per_slice"] = round((time.perf_counter() - t0) / len(ts_slices) * 1000, 2)
+        t0 = time.perf_counter()
+        for _ in range(5):
+            for sl in ts_slices:
+                imaging.render_png(sl, window_center=600, window_width=1200)
+        big["preview_384_warm_ms_per_slice"] = round((time.perf_counter() - t0) / (5 * len(ts_slices)) * 1000, 2)
+
     walls = sorted(r["wall_s"] for r in runs)
     print(
         json.dumps(
@@ -99,6 +117,7 @@ def main() -> None:
                 "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                 "preview_cold_ms_per_slice": round(cold_ms, 2),
                 "preview_warm_ms_per_slice": round(warm_ms, 2),
+                **big,
                 "cpu_count": os.cpu_count(),
                 "load_average_1m": round(os.getloadavg()[0], 2),
             }
