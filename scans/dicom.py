@@ -16,6 +16,7 @@ import math
 from datetime import date, datetime
 import re
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.uid import UID
 
-from scans.errors import CorruptFile, ImageBomb
+from scans.errors import CorruptFile, ImageBomb, ScanError
 from scans.validation import check_pixel_budget
 
 MAX_DIMENSION = 8192
@@ -75,6 +76,21 @@ class DicomObject:
     frames: list[DicomFrame] = field(default_factory=list)
 
 
+@contextmanager
+def corrupt_on_error(filename: str, what: str = "not a valid DICOM image"):
+    """Turn anything a damaged file makes pydicom or a decoder raise into CorruptFile.
+    Native decoders can raise PanicException (a BaseException), so only interpreter exits
+    pass through; ScanError and SkipFile keep their meaning."""
+    try:
+        yield
+    except (ScanError, SkipFile, KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except RecursionError as exc:
+        raise CorruptFile(filename, f"sequences nested more than {MAX_SEQUENCE_DEPTH} levels deep") from exc
+    except BaseException as exc:  # noqa: BLE001 - damaged data fails in many ways
+        raise CorruptFile(filename, f"{what} ({type(exc).__name__}: {str(exc)[:200]})") from exc
+
+
 def natural_key(name: str) -> list:
     """'slice2' before 'slice10'."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
@@ -110,18 +126,15 @@ def _check_depth(ds: Dataset, filename: str, depth: int = 0) -> None:
 
 def read_dataset(data: bytes, filename: str) -> Dataset:
     """Parse and validate the header of a DICOM Part 10 file (no pixel decoding)."""
-    try:
+    with corrupt_on_error(filename, "not a readable DICOM file"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(io.BytesIO(data))
+        syntax = ds.file_meta.get("TransferSyntaxUID")
+        if not syntax or not UID(str(syntax)).is_transfer_syntax:
+            raise CorruptFile(filename, f"missing or unknown transfer syntax ({syntax or 'none'})")
         _check_truncation(ds, filename)
         _check_depth(ds, filename)
-    except RecursionError as exc:
-        raise CorruptFile(filename, f"sequences nested more than {MAX_SEQUENCE_DEPTH} levels deep") from exc
-    except CorruptFile:
-        raise
-    except Exception as exc:  # noqa: BLE001 - pydicom raises many types on malformed input
-        raise CorruptFile(filename, f"not a readable DICOM file ({type(exc).__name__}: {exc})") from exc
     return ds
 
 
@@ -224,24 +237,26 @@ def window_from_tags(ds: Dataset) -> tuple[float | None, float | None]:
 def parse(data: bytes, filename: str) -> DicomObject:
     """Validate a DICOM file, decode every frame once (proving it is whole) and describe it.
     Raises ScanError for a bad file and SkipFile for a valid one that is not an image."""
+    with corrupt_on_error(filename):
+        return _parse(data, filename)
+
+
+def _parse(data: bytes, filename: str) -> DicomObject:
     ds = read_dataset(data, filename)
     sop_class = str(ds.file_meta.get("MediaStorageSOPClassUID", "") or ds.get("SOPClassUID", ""))
     if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
         raise SkipFile(filename, "DICOMDIR (a directory of the disc, not an image): skipped")
     if not any(tag in ds for tag in PIXEL_TAGS):
-        if "Rows" in ds and "Columns" in ds:
-            raise CorruptFile(filename, "image header without pixel data: the file is truncated or damaged")
         name = UID(sop_class).name if sop_class else "unknown SOP class"
+        if ("Rows" in ds and "Columns" in ds) or "Image Storage" in name:
+            raise CorruptFile(filename, "image without pixel data: the file is truncated or damaged")
         raise SkipFile(filename, f"not an image object ({name}): skipped")
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"):
         value = str(ds.get(keyword, "") or "").strip()
         if not value or len(value) > 64:
             raise CorruptFile(filename, f"missing or invalid {keyword}")
     n_frames = validate_image_header(ds, filename)
-    try:
-        pixels = decode_all(ds)
-    except Exception as exc:  # noqa: BLE001 - decoders raise many types on damaged data
-        raise CorruptFile(filename, f"pixel data cannot be decoded ({type(exc).__name__}: {exc})") from exc
+    pixels = decode_checked(ds, filename)
     tag_center, tag_width = window_from_tags(ds)
     sop = str(ds.SOPInstanceUID).strip()
     obj = DicomObject(
@@ -287,6 +302,13 @@ def _date(value: Any) -> date | None:
 
 
 # --- Pixels -------------------------------------------------------------------------------------
+
+
+def decode_checked(ds: Dataset, filename: str) -> np.ndarray:
+    """decode_all, with any decoder failure (a native PanicException included) turned into
+    CorruptFile."""
+    with corrupt_on_error(filename, "pixel data cannot be decoded"):
+        return decode_all(ds)
 
 
 def decode_all(ds: Dataset) -> np.ndarray:

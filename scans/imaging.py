@@ -125,14 +125,12 @@ def _decode_bytes(data: bytes, filename: str, frame_index: int = 0) -> Decoded:
     kind = sniff(data[:512], filename)
     if kind == DICOM:
         ds = dicom.read_dataset(data, filename)
-        dicom.validate_image_header(ds, filename)
-        try:
-            frames = dicom.decode_all(ds)
-        except Exception as exc:  # noqa: BLE001
-            raise CorruptFile(filename, f"pixel data cannot be decoded ({exc})") from exc
-        if frame_index >= frames.shape[0]:
-            raise CorruptFile(filename, f"frame {frame_index} does not exist")
-        values = dicom.modality_values(ds, frames[frame_index])
+        with dicom.corrupt_on_error(filename):
+            dicom.validate_image_header(ds, filename)
+            frames = dicom.decode_checked(ds, filename)
+            if frame_index >= frames.shape[0]:
+                raise CorruptFile(filename, f"frame {frame_index} does not exist")
+            values = dicom.modality_values(ds, frames[frame_index])
         center, width = dicom.window_from_tags(ds)
         for tag in dicom.PIXEL_TAGS:
             if tag in ds:
