@@ -54,13 +54,22 @@ class Decoded:
 class DecodedCache:
     """A thread-safe LRU bounded by total bytes."""
 
-    def __init__(self, max_bytes: int = 192 * 1024 * 1024) -> None:
-        self.max_bytes = max_bytes
+    def __init__(self, max_bytes: int | None = None) -> None:
+        # settings.PREVIEW_CACHE_BYTES (optional) sizes it per process; 192 MiB by default.
+        self._max_bytes = max_bytes
         self._items: OrderedDict[tuple, Decoded] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+
+    @property
+    def max_bytes(self) -> int:
+        if self._max_bytes is None:
+            from django.conf import settings
+
+            return int(getattr(settings, "PREVIEW_CACHE_BYTES", 192 * 1024 * 1024))
+        return self._max_bytes
 
     def get(self, key: tuple) -> Decoded | None:
         with self._lock:

@@ -154,3 +154,11 @@ def test_decoded_cache_makes_scrolling_fast(media):
     assert imaging.decoded_cache.hits - hits == 48
     assert warm / 48 < 0.05, f"{warm / 48 * 1000:.1f} ms per warm preview"
     assert np.isfinite(cold)
+
+
+def test_decoded_cache_is_bounded_by_bytes():
+    cache = imaging.DecodedCache(max_bytes=3 * 64 * 64 * 4)
+    for i in range(5):
+        cache.put((f"sha{i}", 0), imaging.Decoded(np.zeros((64, 64), np.float32), None, None, None))
+    assert cache.get(("sha0", 0)) is None and cache.get(("sha1", 0)) is None
+    assert all(cache.get((f"sha{i}", 0)) is not None for i in (2, 3, 4))
