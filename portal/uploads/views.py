@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -100,6 +101,13 @@ def upload(request: HttpRequest) -> HttpResponse:
         too_large = request_too_large(request)
         if too_large is not None:
             return _failure(request, too_large)
+        try:
+            request.FILES  # noqa: B018 - parse now (the size is known to be fine) to answer limits clearly
+        except TooManyFilesSent:
+            limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+            return _failure(request, TooLarge("(upload)", f"too many files in one upload (limit {limit:,}); upload a zip instead"))
+        except (RequestDataTooBig, TooManyFieldsSent) as exc:
+            return _failure(request, TooLarge("(upload)", str(exc)))
     return _upload_checked(request)
 
 

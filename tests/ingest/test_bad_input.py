@@ -233,3 +233,17 @@ def test_upload_page_reports_errors_too(staff_api, patient, media):
     assert response.json() == {"file": "x.png", "error": "this is a PDF document, not a DICOM, JPEG or PNG image", "code": "unsupported_type"}
     response = staff_api.post(reverse("uploads:upload"), {"patient": patient.pk, "files": [SimpleUploadedFile("x.png", b"%PDF-1.4")]})
     assert response.status_code == 415 and b"x.png" in response.content and b"PDF document" in response.content
+
+
+def test_too_many_files_in_one_upload(staff_api, patient, media, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.UPLOAD_MAX_FILES = settings.DATA_UPLOAD_MAX_NUMBER_FILES = 2
+    files = [SimpleUploadedFile(n, d) for n, d in b.series_files(3, patient_id="MRN-TEST")]
+    response = staff_api.post(reverse("uploads:upload"), {"patient": patient.pk, "files": files}, HTTP_X_REQUESTED_WITH="XMLHttpRequest")
+    assert response.status_code == 413 and "too many files" in response.json()["error"]
+    # A zip holding more members than UPLOAD_MAX_FILES is refused as well.
+    archive = SimpleUploadedFile("three.zip", b.zip_bytes(b.series_files(3, patient_id="MRN-TEST")))
+    response = staff_api.post(reverse("api:uploads"), {"patient": patient.pk, "files": [archive]})
+    assert response.status_code == 413 and "too many files" in response.json()["error"]
+    assert Slice.objects.count() == 0 and stored_files(media) == []
