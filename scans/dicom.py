@@ -62,7 +62,6 @@ class DicomFrame:
 @dataclass
 class DicomObject:
     filename: str
-    data: bytes
     study_instance_uid: str
     series_instance_uid: str
     sop_instance_uid: str
@@ -261,7 +260,6 @@ def _parse(data: bytes, filename: str) -> DicomObject:
     sop = str(ds.SOPInstanceUID).strip()
     obj = DicomObject(
         filename=filename,
-        data=data,
         study_instance_uid=str(ds.StudyInstanceUID).strip(),
         series_instance_uid=str(ds.SeriesInstanceUID).strip(),
         sop_instance_uid=sop,

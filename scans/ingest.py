@@ -223,9 +223,9 @@ def _parse(source: Source) -> _Parsed | None:
     kind = sniff(data[:512], source.name)
     digest = hashlib.sha256(data).hexdigest()
     if kind == DICOM:
-        obj = dicom.parse(data, source.name)
-        obj.data = b""  # re-read from the source when storing: keep memory bounded
-        return _Parsed(source, source.name, DICOM, digest, dicom=obj)
+        # Only the description is kept; the bytes are re-read from the source when stored,
+        # so memory holds one file at a time.
+        return _Parsed(source, source.name, DICOM, digest, dicom=dicom.parse(data, source.name))
     if kind in (PNG, JPEG):
         image = open_raster(data, source.name, kind)
         width, height = image.size
