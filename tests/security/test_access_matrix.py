@@ -152,9 +152,9 @@ RULES: dict[str, Rule] = {
     "administration:patient_link": Rule(admins_only(302), method="POST", kwargs=PATIENT),
     "administration:patient_unlink": Rule(admins_only(302), method="POST", kwargs=lambda w: {"pk": w.spare_patient.pk}),
     # Patient area.
-    "patient:home": Rule(patients_only(200)),
+    "patient:home": Rule(patients_only(200), audit="patient.reports.list"),
     # Radiology (clinical staff; any other user gets 404).
-    "radiology:worklist": Rule(staff_only(200)),
+    "radiology:worklist": Rule(staff_only(200), audit="radiology.worklist.view"),
     "radiology:study": Rule(staff_only(200), kwargs=STUDY, study_data=True, audit="radiology.study.view"),
     "radiology:sign_off": Rule(staff_only(REVIEW_STATES), method="POST", kwargs=STUDY, study_data=True),
     "radiology:amend": Rule(staff_only(REVIEW_STATES), method="POST", kwargs=STUDY, study_data=True),
