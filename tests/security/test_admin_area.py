@@ -175,3 +175,31 @@ def test_user_list_filters(admin_client, radiologist, patient_alice, deactivated
     assert {u.email for u in admin_client.get(url, {"role": "patient"}).context["page"]} == {patient_alice.email}
     assert {u.email for u in admin_client.get(url, {"active": "0"}).context["page"]} == {deactivated_user.email}
     assert {u.email for u in admin_client.get(url, {"q": "rita"}).context["page"]} == {radiologist.email}
+
+
+@pytest.mark.parametrize(
+    "url_name, action",
+    [
+        ("accounts:user_send_link", "admin.user.set_password_link"),
+        ("accounts:user_reset_password", "admin.user.password_reset"),
+        ("accounts:user_deactivate", "admin.user.deactivate"),
+        ("accounts:user_reactivate", "admin.user.reactivate"),
+    ],
+)
+def test_every_user_change_is_audited_with_who_role_and_ip(url_name, action, administrator, radiologist):
+    from django.test import Client
+
+    admin = Client(REMOTE_ADDR="198.51.100.20")
+    admin.force_login(administrator)
+    assert admin.post(reverse(url_name, args=[radiologist.pk])).status_code == 302
+    event = AuditEvent.objects.get(action=action)
+    assert (event.actor, event.actor_role, event.client_ip) == (administrator, "administrator", "198.51.100.20")
+    assert (event.object_type, event.object_id) == ("accounts.user", str(radiologist.pk))
+
+
+def test_admin_pages_refuse_get_on_actions_and_other_roles(client, radiologist, patient_alice):
+    client.force_login(radiologist)
+    assert client.get(reverse("accounts:admin_home")).status_code == 404
+    assert client.post(reverse("accounts:user_deactivate", args=[patient_alice.pk])).status_code == 404
+    patient_alice.refresh_from_db()
+    assert patient_alice.is_active
