@@ -92,9 +92,9 @@ def build_vgg16(size: int = 112, weights: str | None = "hed", dropout: float = 0
     return full, frozen, head
 
 
-def build_cnn_lstm(size: int = 128, lstm_units: int = 96, dropout: float = 0.3) -> keras.Model:
+def build_cnn_lstm(size: int = 96, lstm_units: int = 96, dropout: float = 0.3) -> keras.Model:
     """Small conv encoder (4 stages, /16) whose feature-map rows a bidirectional LSTM reads top to
-    bottom as a sequence (8 steps of 8×128 features at 128 px). Returns [logits, conv map]."""
+    bottom as a sequence (size/16 steps, e.g. 6 steps of 6×128 features at 96 px). Returns [logits, conv map]."""
     inp = keras.Input((size, size, 1), name="image")
     x = inp
     for stage, (filters, convs) in enumerate(((16, 1), (32, 1), (64, 2), (128, 2)), start=1):

@@ -1,0 +1,36 @@
+"""python manage.py train_model --arch vgg16|cnn_lstm --data DIR [--weights ...] [--epochs N] [--out DIR]"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Train a classifier (grouped split, early stopping, temperature, OOD gate) and export it."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--arch", choices=("vgg16", "cnn_lstm"), required=True)
+        parser.add_argument("--data", required=True, help="Kaggle-layout folder (class subfolders)")
+        parser.add_argument("--weights", default="hed", help="imagenet | hed | PATH (vgg16 only)")
+        parser.add_argument("--epochs", type=int)
+        parser.add_argument("--size", type=int)
+        parser.add_argument("--variants", type=int, default=2, help="cached augmented variants (vgg16)")
+        parser.add_argument("--seed", type=int, default=1234)
+        parser.add_argument("--out", help="artifact folder (default: <INFERENCE_MODELS_DIR>/<arch>)")
+        parser.add_argument("--work", default="var/models", help="training outputs before export")
+        parser.add_argument("--no-export", action="store_true", help="leave the artifact folder untouched")
+
+    def handle(self, *args, **o) -> None:
+        from inference.export import export
+        from inference.train import train
+
+        work = Path(o["work"]) / o["arch"]
+        meta = train(o["arch"], o["data"], work, o["weights"], o["epochs"], o["size"], o["variants"], o["seed"],
+                     cache_dir=Path(o["work"]) / "cache", log=lambda m: self.stdout.write(m))
+        if not o["no_export"]:
+            out = Path(o["out"]) if o["out"] else Path(settings.INFERENCE_MODELS_DIR) / o["arch"]
+            export(work, out)
+            self.stdout.write(f"exported to {out}")
+        self.stdout.write(f"val_test accuracy {meta['metrics']['val_test']['accuracy']:.4f}")
