@@ -14,8 +14,9 @@ upload → prediction), warms it (model loaded once), then measures:
 - jpeg:     one JPEG from ../shared/data/brain-tumor-mri uploaded through
             portal.workflow.ingest.submit_upload until its Prediction row exists (p50/p95);
 - dicom48:  the 48-slice series ../shared/data/dicom/brain-dwi-sagittal-48 the same way;
-- throughput: N single-JPEG studies imported first, their classify jobs enqueued in one
-            commit, then slices/s until the last prediction is stored.
+- throughput: N slices imported first — as N single-JPEG studies, and as N/50 studies of
+            one 50-JPEG series each — their classify jobs enqueued in one commit, then
+            slices/s until the last prediction is stored.
 
 Prints one JSON object (last line). Files go to var/bench/ (PORTAL_VAR_DIR).
 """
@@ -110,9 +111,14 @@ class Bench:
         return submit_upload(files, patient=patient, user=None, allow_mismatch=True, process=process)
 
     def job_timings(self, study_ids: list[int]) -> tuple[list[float], list[float], list[float]]:
-        from scans.models import Job, JobKind, Prediction
+        """(queue wait, job run, model time) of the studies' classify jobs, once they are done."""
+        from scans.models import Job, JobKind, JobState, Prediction
 
         jobs = Job.objects.filter(study_id__in=study_ids, kind=JobKind.CLASSIFY)
+        deadline = time.monotonic() + 30
+        while jobs.exclude(state=JobState.DONE).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)  # the prediction is stored a moment before the job row says done
+        jobs = list(jobs)
         waits = [(j.started_at - j.queued_at).total_seconds() for j in jobs if j.started_at]
         runs = [j.duration_seconds for j in jobs if j.duration_seconds is not None]
         model_ms = list(Prediction.objects.filter(series__study_id__in=study_ids).values_list("runtime_ms", flat=True))
@@ -127,7 +133,10 @@ class Bench:
         """One upload per entry of `uploads`; latency until its prediction is stored."""
         from scans.models import Study
 
-        latencies, study_ids = [], []
+        latencies: list[float] = []
+        waits: list[float] = []
+        job_runs: list[float] = []
+        model: list[float] = []
         patient = self.new_patient(label)
         for i, files in enumerate(uploads):
             if fresh_patient:  # raster UIDs derive from the patient: a new study each run
@@ -139,8 +148,8 @@ class Bench:
             ids = [s.pk for s in result.studies_with_new_slices]
             t1 = self.wait_prediction(ids, expect=1, timeout=120)
             latencies.append(t1 - t0)
-            study_ids.extend(ids)
-        waits, job_runs, model = self.job_timings(study_ids)
+            for into, values in zip((waits, job_runs, model), self.job_timings(ids)):
+                into.extend(values)
         out = summary(latencies)
         out.update(
             slices=len(uploads[0]),
@@ -150,23 +159,27 @@ class Bench:
         )
         return out
 
-    def throughput(self, n: int) -> dict:
+    def throughput(self, uploads: list[list[Path]]) -> dict:
+        """Import every upload first (no jobs), then enqueue all their classify jobs in one
+        commit and time until the last prediction is stored."""
         from django.db import transaction
 
         from portal.workflow.pipeline import start_processing
 
         patient = self.new_patient("tp")
         studies = []
-        for path in jpeg_files(n + 100)[100:]:  # files not used by the latency runs
-            studies.extend(self.upload([path], patient, process=False).studies_with_new_slices)
+        for files in uploads:
+            studies.extend(self.upload(files, patient, process=False).studies_with_new_slices)
         ids = [s.pk for s in studies]
+        n_slices = sum(len(files) for files in uploads)
         t0 = time.perf_counter()
         with transaction.atomic():  # every classify message is sent at once, on commit
             for study in studies:
                 start_processing(study)
-        t1 = self.wait_prediction(ids, expect=len(ids), timeout=60 + 5 * len(ids))
+        t1 = self.wait_prediction(ids, expect=len(ids), timeout=60 + 5 * n_slices)
         seconds = t1 - t0
-        return {"slices": len(ids), "seconds": round(seconds, 2), "slices_per_s": round(len(ids) / seconds, 2)}
+        return {"slices": n_slices, "series": len(ids), "seconds": round(seconds, 2),
+                "slices_per_s": round(n_slices / seconds, 2)}
 
     def run(self) -> dict:
         a = self.args
@@ -177,8 +190,24 @@ class Bench:
         results: dict = {}
         results["jpeg"] = self.measure("jpeg", [[jpegs[i % 100]] for i in range(a.jpeg_runs)], fresh_patient=True)
         results["dicom48"] = self.measure("dicom", [dicoms] * a.dicom_runs, fresh_patient=False)
-        results["throughput"] = self.throughput(a.throughput_slices)
+        n = a.throughput_slices
+        spare = jpeg_files(100 + 2 * n)[100:]  # files not used by the latency runs
+        results["throughput_single_slice_series"] = self.throughput([[f] for f in spare[:n]])
+        per = 50
+        results["throughput_50_slice_series"] = self.throughput(
+            [spare[n + i:n + i + per] for i in range(0, n, per)])
         return results
+
+
+def worker_rss_mb(pid: int) -> dict:
+    def rss(p: int) -> float:
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+        return float("nan")
+
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout.split()
+    return {"main": rss(pid), "pool_processes": [rss(int(c)) for c in children]}
 
 
 def start_worker(env: dict, concurrency: int, log_path: Path, app: str = "portal") -> subprocess.Popen:
@@ -242,6 +271,7 @@ def main() -> int:
             "loadavg_before": [round(x, 2) for x in load_before],
             "loadavg_after": [round(x, 2) for x in os.getloadavg()],
             "targets": {"jpeg_p95_s": 3.0, "dicom48_s": 10.0},
+            "worker_rss_mb": worker_rss_mb(worker.pid),
         }
     finally:
         os.killpg(worker.pid, 15)
