@@ -66,6 +66,25 @@ class TestHappyPath:
         study.refresh_from_db()
         assert study.status == StudyStatus.PROCESSING
 
+    def test_a_new_model_version_reclassifies_old_predictions_only(self, monkeypatch):
+        study = make_study(make_patient(), status=StudyStatus.AWAITING_REVIEW)  # predicted by "test-1"
+        monkeypatch.setattr(pipeline, "current_model_version", lambda: "test-1")
+        assert pipeline.start_processing(study) == []
+        monkeypatch.setattr(pipeline, "current_model_version", lambda: "test-2")
+        assert len(pipeline.start_processing(study)) == 1
+        study.refresh_from_db()
+        assert study.status == StudyStatus.PROCESSING
+
+    def test_current_model_version_is_read_without_loading_the_model(self, contract_doubles):
+        if contract_doubles:
+            pytest.skip(f"not installed here: {contract_doubles}")
+        from inference import predict
+
+        loaded_before = dict(predict._CACHE)
+        version = pipeline.current_model_version()
+        assert version and predict._CACHE == loaded_before
+        assert version == pipeline.get_predictor().model_version
+
     def test_second_run_of_finished_job_changes_nothing(self, no_explanations):
         study = new_study()
         job = pipeline.start_processing(study)[0]
