@@ -209,8 +209,10 @@ def start_processing(study: Study) -> list[Job]:
         pending = Series.objects.filter(study=study).exclude(pk__in=live)
         pending = pending.exclude(predictions__model_version=version) if version else pending.filter(predictions=None)
         jobs = [Job.objects.create(kind=JobKind.CLASSIFY, study=study, series=series) for series in pending.distinct()]
-        if jobs or study.jobs.active().filter(kind=JobKind.CLASSIFY).exists():
-            _set_study_status(study, StudyStatus.PROCESSING, _("Classifying %(n)d series.") % {"n": len(jobs)})
+        active = study.jobs.active().filter(kind=JobKind.CLASSIFY).count()
+        if active:
+            detail = ngettext("Classifying %(n)d series.", "Classifying %(n)d series.", active) % {"n": active}
+            _set_study_status(study, StudyStatus.PROCESSING, detail)
         for job in jobs:
             _enqueue(job)
     return jobs
