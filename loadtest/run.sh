@@ -50,7 +50,7 @@ trap cleanup EXIT
 
 echo "== start gunicorn ($GUNICORN_WORKERS workers x $GUNICORN_THREADS threads) and one Celery worker"
 .venv/bin/gunicorn portal.wsgi:application --bind 127.0.0.1:$PORT --workers "$GUNICORN_WORKERS" \
-  --threads "$GUNICORN_THREADS" --worker-class gthread --timeout 120 \
+  --threads "$GUNICORN_THREADS" --worker-class gthread --timeout 120 --keep-alive 75 \
   --error-logfile "$LOADTEST_VAR/gunicorn.log" &
 pids+=($!)
 .venv/bin/celery -A portal worker -Q inference,llm,default --concurrency 1 -l warning \
@@ -65,11 +65,13 @@ echo "== warm-up (${WARMUP:-15s}, 4 users, not measured): every gunicorn worker 
 .venv/bin/locust -f loadtest/locustfile.py --headless -u 4 -r 4 -t "${WARMUP:-15s}" \
   --host "http://127.0.0.1:$PORT" --only-summary --exit-code-on-error 0 >"$LOADTEST_VAR/warmup.log" 2>&1 || true
 
+echo "== machine load before the run: $(uptime)"
 echo "== locust: $USERS users, spawn rate $SPAWN_RATE/s, $DURATION"
 .venv/bin/locust -f loadtest/locustfile.py --headless -u "$USERS" -r "$SPAWN_RATE" -t "$DURATION" \
   --host "http://127.0.0.1:$PORT" --csv "$LOADTEST_VAR/stats" --only-summary --exit-code-on-error 0 \
   2>&1 | tail -n 40 || true
 
+echo "== machine load after the run: $(uptime)"
 echo "== jobs after the run"
 $PY manage.py shell -c "from scans.models import Job; from django.db.models import Count; print(list(Job.objects.values('kind','state').annotate(n=Count('id')).order_by('kind','state')))" || true
 echo "== report"
