@@ -143,6 +143,8 @@ class TestRoleHomes:
 
 
 def _run_manage(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    # The browser tests set DJANGO_ALLOW_ASYNC_UNSAFE in this process; a deployment never has it.
+    env = {k: v for k, v in env.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
     )
