@@ -113,6 +113,16 @@ def build_cnn_lstm(size: int = 96, lstm_units: int = 96, dropout: float = 0.3) -
     return keras.Model(inp, [logits, fmap], name="cnn_lstm")
 
 
+def load_weights_npz(model: keras.Model, path: str | Path) -> keras.Model:
+    """Set a model's weights from the shipped keras_weights_fp16.npz (arrays in get_weights order)."""
+    import numpy as np
+
+    z = np.load(path)
+    model.set_weights([z[f"arr_{i}"].astype(np.float32) if z[f"arr_{i}"].dtype == np.float16 else z[f"arr_{i}"]
+                       for i in range(len(z.files))])
+    return model
+
+
 def build_cnn_lstm_head(model: keras.Model) -> keras.Model:
     """feature map -> logits part of a CNN-LSTM (shares weights): used for ablation heat maps."""
     fmap_shape = model.outputs[1].shape[1:]

@@ -95,9 +95,7 @@ class _KerasBackend:
             self.model = A.build_vgg16(size, weights=None)[0]
         else:
             self.model = A.build_cnn_lstm(size)
-        z = np.load(model_dir / "keras_weights_fp16.npz")
-        self.model.set_weights([z[f"arr_{i}"].astype(np.float32) if z[f"arr_{i}"].dtype == np.float16
-                                else z[f"arr_{i}"] for i in range(len(z.files))])
+        A.load_weights_npz(self.model, model_dir / "keras_weights_fp16.npz")
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         logits, fmap = self.model(x.astype(np.float32), training=False)

@@ -112,6 +112,10 @@ def _fit_epochs(model, get_epoch_data: Callable[[int], tuple[np.ndarray, np.ndar
             if bad >= patience:
                 log(f"{tag}: early stop (best epoch {best['epoch']})")
                 break
+        stop = os.environ.get("TRAIN_STOP_FILE")
+        if stop and Path(stop).exists():  # operator stop: keep the best weights and finish normally
+            log(f"{tag}: stop file {stop} found (best epoch {best['epoch']})")
+            break
     model.set_weights(best["weights"])
     return {"best_epoch": best["epoch"], "best_val_cal_acc": best["acc"], "history": history}
 
@@ -224,13 +228,23 @@ def _train_vgg16(ds: Dataset, split: np.ndarray, cfg: dict, weights: str, varian
 
 # --------------------------------------------------------------------------- CNN-LSTM
 
-def _train_cnn_lstm(ds: Dataset, split: np.ndarray, cfg: dict, seed: int, log: Log):
+def _train_cnn_lstm(ds: Dataset, split: np.ndarray, cfg: dict, seed: int, log: Log, init: str | None = None):
     import keras
 
     from inference.architectures import build_cnn_lstm
 
     size = cfg["size"]
     model = build_cnn_lstm(size)
+    start = 0
+    if init:  # continue an earlier run (its fp16 weights), with fresh augmentation draws
+        from inference.architectures import load_weights_npz
+
+        load_weights_npz(model, Path(init) / "keras_weights_fp16.npz")
+        prev = json.loads((Path(init) / "metadata.json").read_text())
+        start = sum(len(st["history"]) for st in prev["training"]["stages"])
+        cfg["continued_from"] = {"version": prev["version"], "epochs_before": start,
+                                 "seconds_before": prev["training"]["seconds"]}
+        log(f"continuing from {init} after {start} epochs")
     tr = np.nonzero(split == 0)[0]
     va = np.nonzero(split > 0)[0]
     y_tr, y_va = ds.labels[tr], ds.labels[va]
@@ -253,7 +267,7 @@ def _train_cnn_lstm(ds: Dataset, split: np.ndarray, cfg: dict, seed: int, log: L
         return float(np.mean(lg.argmax(1) == y_va[cal])), calibrate.nll(lg, y_va[cal])
 
     res = _fit_epochs(train_model, epoch_data, val_fn, cfg["epochs"], cfg["patience"], cfg["batch"], log,
-                      "train")
+                      "train", start_epoch=start)
     lg_va, fmap_va = model.predict(x_va, verbose=0, batch_size=128)
     _, fmap_tr = model.predict(unit_input(x_tr0), verbose=0, batch_size=128)
     return model, (tr, va), (lg_va, fmap_va.mean(axis=(1, 2)), fmap_tr.mean(axis=(1, 2))), [res]
@@ -271,7 +285,7 @@ def _hardware() -> str:
 
 def train(arch: str, data: str | Path, out: str | Path, weights: str = "hed", epochs: int | None = None,
           size: int | None = None, variants: int = 1, seed: int = 1234, cache_dir: str | Path | None = None,
-          log: Log = _log, lr: float | None = None, cut: str | None = None) -> dict:
+          log: Log = _log, lr: float | None = None, cut: str | None = None, init: str | None = None) -> dict:
     """Train one architecture end to end and write out/{model_fp32.onnx, keras_weights_fp16.npz,
     ood.npz, metadata.json}. Returns the metadata."""
     import keras
@@ -303,7 +317,7 @@ def train(arch: str, data: str | Path, out: str | Path, weights: str = "hed", ep
         model, (tr, va), (lg_va, pooled_va, pooled_tr), results = _train_vgg16(
             ds, split, cfg, weights, variants, seed, Path(cache_dir) if cache_dir else None, fp, log)
     elif arch == "cnn_lstm":
-        model, (tr, va), (lg_va, pooled_va, pooled_tr), results = _train_cnn_lstm(ds, split, cfg, seed, log)
+        model, (tr, va), (lg_va, pooled_va, pooled_tr), results = _train_cnn_lstm(ds, split, cfg, seed, log, init)
     else:
         raise ValueError(f"unknown arch {arch!r}")
     train_seconds = time.time() - t_start
@@ -344,7 +358,7 @@ def train(arch: str, data: str | Path, out: str | Path, weights: str = "hed", ep
         "description": (
             f"VGG16 conv base ({weights} weights) at {cfg['size']} px, frozen up to {cfg['cut']}, the rest of "
             "block 5 fine-tuned, "
-            "GAP -> Dropout(0.4) -> Dense(4)" if arch == "vgg16" else
+            "GAP -> BatchNorm -> Dropout(0.4) -> Dense(4)" if arch == "vgg16" else
             f"CNN-LSTM from scratch at {cfg['size']} px: 4-stage conv encoder (16-32-64x2-128x2, BN, ReLU, "
             f"max-pool) -> {cfg['size'] // 16}x{cfg['size'] // 16}x128 map whose {cfg['size'] // 16} rows a BiLSTM(96) "
             "reads top to bottom as a sequence -> Dense(4)"),
@@ -392,8 +406,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cache-dir")
     ap.add_argument("--lr", type=float)
     ap.add_argument("--cut", help="vgg16: last frozen layer (default block5_conv2)")
+    ap.add_argument("--init", help="cnn_lstm: continue from this training output folder")
     a = ap.parse_args(argv)
-    train(a.arch, a.data, a.out, a.weights, a.epochs, a.size, a.variants, a.seed, a.cache_dir, lr=a.lr, cut=a.cut)
+    train(a.arch, a.data, a.out, a.weights, a.epochs, a.size, a.variants, a.seed, a.cache_dir, lr=a.lr, cut=a.cut,
+          init=a.init)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,39 @@
+"""End-to-end smoke run: train a tiny CNN-LSTM on a few real images, export it, serve it."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from inference.data import load_rgb, list_samples
+
+from .conftest import make_subset
+
+
+@pytest.mark.slow
+def test_train_export_predict_cnn_lstm(mri_root, tmp_path):
+    from inference.export import export
+    from inference.predict import Predictor
+    from inference.train import train
+
+    data = make_subset(mri_root, tmp_path / "data", per_class=8)
+    meta = train("cnn_lstm", data, tmp_path / "run", epochs=1, size=32, log=lambda m: None)
+    assert meta["split"]["groups_spanning_train_and_val"] == 0
+    assert meta["data"]["n_images"] == 32 and len(meta["data"]["fingerprint_sha256"]) == 64
+    assert meta["calibration"]["temperature"] > 0
+    for f in ("model_fp32.onnx", "keras_weights_fp16.npz", "ood.npz", "metadata.json"):
+        assert (tmp_path / "run" / f).exists()
+
+    export(tmp_path / "run", tmp_path / "art" / "cnn_lstm")
+    saved = json.loads((tmp_path / "art" / "cnn_lstm" / "metadata.json").read_text())
+    assert saved["files"]["onnx_head"] == "head.onnx"
+    pred = Predictor.load("cnn_lstm", tmp_path / "art")
+    img = load_rgb(list_samples(data)[0].path)
+    r = pred.predict_image(img)
+    assert sum(r.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    if r.is_brain_mri:
+        assert r.heatmap is not None and r.heatmap.shape == img.shape[:2]
+    # keras and onnx runtimes agree on the logits' argmax
+    kr = Predictor.load("cnn_lstm", tmp_path / "art", runtime="keras").predict_image(img, heatmap=False)
+    assert np.allclose([kr.probabilities[c] for c in r.probabilities], list(r.probabilities.values()), atol=2e-2)
