@@ -15,6 +15,9 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_PASSWORD = "correct-horse-battery-staple"
 
+# One Playwright browser for the whole session, whichever folder a browser test lives in.
+pytest_plugins = ["tests.browser.fixtures"]
+
 
 def skip_or_fail(reason: str) -> None:
     """Skip locally; in CI a missing service is a failure, never a silent skip."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from scans.models import Patient, Slice, Study
-from tests.browser.conftest import browser, log_in, page  # noqa: F401 - browser and page are fixtures
+from tests.browser.fixtures import log_in
 from tests.ingest import builders as b
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from portal.workflow import pipeline
 from scans.models import Job, JobKind, JobState, StudyStatus
-from tests.browser.conftest import browser, log_in, page  # noqa: F401 - fixtures
+from tests.browser.fixtures import log_in
 from tests.factories import make_patient, make_study
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
