@@ -19,11 +19,11 @@ $(VENV)/bin/activate:
 venv: $(VENV)/bin/activate
 
 # Stamp files make re-runs fast: requirements are reinstalled only when they change.
-$(VENV)/.deps: requirements.txt | $(VENV)/bin/activate
+$(VENV)/.deps: requirements.txt constraints.txt | $(VENV)/bin/activate
 	$(PIP) install --quiet -r requirements.txt
 	@touch $@
 
-$(VENV)/.dev-deps: requirements.txt requirements-dev.txt | $(VENV)/bin/activate
+$(VENV)/.dev-deps: requirements.txt requirements-dev.txt constraints.txt | $(VENV)/bin/activate
 	$(PIP) install --quiet -r requirements-dev.txt
 	@touch $@ $(VENV)/.deps
 
