@@ -9,7 +9,19 @@ class EmailAuthenticationForm(AuthenticationForm):
     username = forms.EmailField(label=_("E-mail"), widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}))
 
 
-class StaffAccountForm(forms.Form):
+class NewAccountEmailMixin:
+    """For forms that create an account: the e-mail must be new (compared case-insensitively)."""
+
+    cleaned_data: dict
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip().lower()
+        if User.objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError(_("An account with this e-mail address already exists."))
+        return email
+
+
+class StaffAccountForm(NewAccountEmailMixin, forms.Form):
     """Radiologist and administrator accounts. Patient accounts are created together with
     their patient record in the administration area (portal.administration)."""
 
@@ -20,11 +32,6 @@ class StaffAccountForm(forms.Form):
     )
     send_invitation = forms.BooleanField(label=_("E-mail a set-password link now"), required=False, initial=True)
 
-    def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip().lower()
-        if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError(_("An account with this e-mail address already exists."))
-        return email
 
 
 class UserFilterForm(forms.Form):

@@ -6,12 +6,10 @@ clinical app). Every change goes through accounts.services, which writes the aud
 from __future__ import annotations
 
 from datetime import datetime, time
-from functools import wraps
-from typing import Any, Callable
+from typing import Callable
 
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
@@ -19,10 +17,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse_lazy
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods
 
 from accounts import audit, services
-from accounts.forms import AuditFilterForm, EmailAuthenticationForm, StaffAccountForm, UserFilterForm
+from accounts.decorators import guarded_view
+from accounts.forms import (
+    AuditFilterForm,
+    EmailAuthenticationForm,
+    StaffAccountForm,
+    UserFilterForm,
+)
 from accounts.models import AuditEvent, User
 
 
@@ -58,19 +61,7 @@ def require_administrator(user) -> None:
 
 
 def admin_view(*methods: str) -> Callable:
-    """Log-in required, then administrators only (404 for anyone else, whatever the
-    method, so the area does not reveal itself), then the allowed methods (405)."""
-
-    def decorate(view: Callable) -> Callable:
-        @login_required
-        @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            require_administrator(request.user)
-            return require_http_methods(list(methods))(view)(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorate
+    return guarded_view(require_administrator, *methods)
 
 
 def _page(request: HttpRequest, queryset, per_page: int = 50):

@@ -3,11 +3,12 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from accounts.forms import NewAccountEmailMixin
 from accounts.models import Role, User
 from scans.models import Patient
 
 
-class PatientAccountForm(forms.Form):
+class PatientAccountForm(NewAccountEmailMixin, forms.Form):
     """A patient account and the one record it may see: an existing record without an
     account, or a new record."""
 
@@ -23,11 +24,6 @@ class PatientAccountForm(forms.Form):
     birth_date = forms.DateField(label=_("Birth date of the new record"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     send_invitation = forms.BooleanField(label=_("E-mail a set-password link now"), required=False, initial=True)
 
-    def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip().lower()
-        if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError(_("An account with this e-mail address already exists."))
-        return email
 
     def clean(self):
         data = super().clean()

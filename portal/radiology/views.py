@@ -5,19 +5,17 @@ every view and action writes an audit row.
 """
 from __future__ import annotations
 
-from functools import wraps
 from typing import Any, Callable
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods
 
 from accounts.audit import record
+from accounts.decorators import guarded_view
 from portal.radiology import queries
 from portal.workflow import review as review_service
 from scans.access import get_patient_for, get_study_for, require_clinical_staff
@@ -37,19 +35,7 @@ PROCESSING_STATUSES = (StudyStatus.RECEIVED, StudyStatus.PROCESSING)
 
 
 def staff_view(*methods: str) -> Callable:
-    """Log-in required, then clinical staff only (404 for anyone else, whatever the method),
-    then the allowed HTTP methods (405)."""
-
-    def decorate(view: Callable) -> Callable:
-        @login_required
-        @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            require_clinical_staff(request.user)
-            return require_http_methods(list(methods))(view)(request, *args, **kwargs)
-
-        return wrapper
-
-    return decorate
+    return guarded_view(require_clinical_staff, *methods)
 
 
 # --- Worklist ---------------------------------------------------------------------------------

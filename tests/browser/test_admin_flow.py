@@ -3,7 +3,6 @@ the patient uses the set-password link from the e-mail and logs in for the first
 import re
 
 import pytest
-from django.core import mail
 
 from accounts.models import AuditEvent, User
 from scans.models import Patient

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import json
 from io import StringIO
-from pathlib import Path
 
-import numpy as np
 import pytest
 from django.core.management import call_command
 from PIL import Image

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, REPO_ROOT, skip_or_fail
+from tests.conftest import IN_CI, REPO_ROOT
 
 @pytest.fixture(scope="session")
 def contract_doubles() -> list[str]:
