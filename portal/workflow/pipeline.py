@@ -29,7 +29,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -386,17 +386,30 @@ def _classify(job: Job) -> None:
     _store_prediction(job, series, slices, result, runtime_ms)
 
 
+
+def _run_claimed(
+    job_id: int, kind: str, task_id: str | None, work: Callable[[Job], object], finish: Callable[[Job], None]
+) -> Job | None:
+    """The one life of a job run: claim it (counting the attempt), do the work with the
+    error policy of `_execute`, then finish it. Returns the job as it now stands."""
+    claim = _claim(job_id, kind, task_id)
+    if not claim.ran:
+        return claim.job
+    failed = _execute(claim.job, work)
+    if failed is not None:
+        return failed
+    finish(claim.job)
+    return Job.objects.get(pk=job_id)
+
+
+def _finish_explanation(job: Job) -> None:
+    now = timezone.now()
+    Job.objects.filter(pk=job.pk).update(state=JobState.DONE, error="", finished_at=now, updated_at=now)
+
 def run_classification(job_id: int, *, task_id: str | None = None) -> Job | None:
     """Classify the job's series and store the prediction. Idempotent: a finished job, or a
     series that already has a prediction by this model version, is left as it is."""
-    claim = _claim(job_id, JobKind.CLASSIFY, task_id)
-    if not claim.ran:
-        return claim.job
-    failed = _execute(claim.job, _classify)
-    if failed is not None:
-        return failed
-    _finish_classification(claim.job)
-    return Job.objects.get(pk=job_id)
+    return _run_claimed(job_id, JobKind.CLASSIFY, task_id, _classify, _finish_classification)
 
 
 def _is_soft_limit(exc: BaseException) -> bool:
@@ -508,15 +521,7 @@ def run_explanation(job_id: int, *, task_id: str | None = None) -> Job | None:
     """Draft the patient explanation (portal.workflow.explanations, owned by the patient
     portal). LLM timeouts retry with backoff; other errors fail the job with the message.
     The study status does not depend on it: the radiologist can review without a draft."""
-    claim = _claim(job_id, JobKind.EXPLAIN, task_id)
-    if not claim.ran:
-        return claim.job
-    failed = _execute(claim.job, _draft)
-    if failed is not None:
-        return failed
-    now = timezone.now()
-    Job.objects.filter(pk=job_id).update(state=JobState.DONE, error="", finished_at=now, updated_at=now)
-    return Job.objects.get(pk=job_id)
+    return _run_claimed(job_id, JobKind.EXPLAIN, task_id, _draft, _finish_explanation)
 
 
 def _draft(job: Job) -> None:
