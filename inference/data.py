@@ -82,6 +82,42 @@ def resize_gray(gray: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(gray).resize((size, size), Image.BILINEAR), dtype=np.uint8)
 
 
+Box = tuple[int, int, int, int]   # (y0, y1, x0, x1), half-open
+
+
+def foreground_box(gray: np.ndarray, rel_threshold: float = 0.1, margin: float = 0.03) -> Box:
+    """Bounding box of the head in a slice: rows and columns in which more than 2% of pixels are
+    brighter than `rel_threshold` of the 99th percentile. The sources frame the head with very
+    different black borders; cropping to it gives the network the same anatomy scale for every
+    image and spends its pixels on the brain. Falls back to the whole frame when the box is
+    implausibly small (blank, noise or a tiny bright object)."""
+    h, w = gray.shape
+    thr = max(10.0, rel_threshold * float(np.percentile(gray[::4, ::4], 99)))
+    mask = gray > thr
+    rows = np.nonzero(mask.sum(axis=1) > max(2, 0.02 * w))[0]
+    cols = np.nonzero(mask.sum(axis=0) > max(2, 0.02 * h))[0]
+    if len(rows) == 0 or len(cols) == 0:
+        return 0, h, 0, w
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    if y1 - y0 < 0.25 * h or x1 - x0 < 0.25 * w:
+        return 0, h, 0, w
+    my, mx = int(margin * (y1 - y0)), int(margin * (x1 - x0))
+    return max(0, y0 - my), min(h, y1 + my), max(0, x0 - mx), min(w, x1 + mx)
+
+
+def crop(gray: np.ndarray, box: Box) -> np.ndarray:
+    y0, y1, x0, x1 = box
+    return gray[y0:y1, x0:x1]
+
+
+def network_grays(gray: np.ndarray, size: int, crop_head: bool) -> tuple[np.ndarray, Box]:
+    """The one preprocessing path of training, evaluation and serving: (optional head crop) ->
+    bilinear resize to size x size. Returns the resized slice and the box it came from."""
+    h, w = gray.shape
+    box = foreground_box(gray) if crop_head else (0, h, 0, w)
+    return resize_gray(np.ascontiguousarray(crop(gray, box)), size), box
+
+
 def vgg_input(grays: np.ndarray) -> np.ndarray:
     """(N,S,S) uint8 grayscale -> (N,S,S,3) float32 caffe-preprocessed (grey replicated, BGR mean off)."""
     x = grays.astype(np.float32)[..., None]

@@ -28,6 +28,17 @@ def upsample(cam: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.clip(np.asarray(im, np.float32), 0.0, 1.0)
 
 
+def place(cam: np.ndarray, shape: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:
+    """Heat map of the whole (H, W) image from the map of the crop `box` (y0, y1, x0, x1) the
+    network saw: upsampled into the box, zero outside it."""
+    y0, y1, x0, x1 = box
+    if (y0, x0, y1, x1) == (0, 0) + tuple(shape):
+        return upsample(cam, shape)
+    out = np.zeros(shape, np.float32)
+    out[y0:y1, x0:x1] = upsample(cam, (y1 - y0, x1 - x0))
+    return out
+
+
 def cam_from_fmap(fmap: np.ndarray, dense_kernel: np.ndarray, class_idx: int) -> np.ndarray:
     """CAM = ReLU(Σ_k w[k, c] · A_k) normalised to [0, 1]; fmap (h, w, k), dense_kernel (k, classes)."""
     return normalise(np.tensordot(fmap.astype(np.float32), dense_kernel[:, class_idx], axes=([2], [0])))

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from inference import calibrate, gradcam
-from inference.data import CLASSES, resize_gray, to_gray, to_uint8, unit_input, vgg_input
+from inference.data import CLASSES, Box, network_grays, to_gray, to_uint8, unit_input, vgg_input
 from inference.ood import OODGate, image_stats
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "artifacts"
@@ -116,6 +116,7 @@ class Predictor:
         self.runtime = runtime
         self.size = int(meta["input"]["size"])
         self.arch = meta["architecture"]
+        self.crop_head = meta["input"].get("crop") == "head"   # older artifacts: whole frame
         self.temperature = float(meta["calibration"]["temperature"])
         self.gate = OODGate.load(model_dir / "ood.npz")
         self.backend = _KerasBackend(model_dir, meta) if runtime == "keras" else _OnnxBackend(model_dir, threads)
@@ -140,7 +141,12 @@ class Predictor:
         """(N, size, size) uint8 -> network input."""
         return vgg_input(grays) if self.arch == "vgg16" else unit_input(grays)
 
-    def _heatmap(self, x: np.ndarray, fmap: np.ndarray, cls: int, shape: tuple[int, int]) -> np.ndarray:
+    def network_grays(self, pixels: np.ndarray) -> tuple[np.ndarray, Box]:
+        """uint8 pixels -> (size x size network slice, the box of the original it shows)."""
+        return network_grays(to_gray(pixels), self.size, self.crop_head)
+
+    def _heatmap(self, x: np.ndarray, fmap: np.ndarray, cls: int, shape: tuple[int, int], box: Box
+                 ) -> np.ndarray:
         if self.runtime == "keras":
             cam = gradcam.gradcam_tf(self.backend.model, x, cls)
         elif self.arch == "vgg16":
@@ -149,7 +155,7 @@ class Predictor:
             cam = gradcam.ablation_cam(fmap, self.backend.run_head, cls)
         else:
             cam = gradcam.normalise(fmap.mean(axis=-1))  # last resort: activation energy
-        return gradcam.upsample(cam, shape)
+        return gradcam.place(cam, shape, box)
 
     def predict_batch(self, images: Sequence[np.ndarray], heatmaps: bool = True, batch_size: int = 32
                       ) -> list[SliceResult]:
@@ -158,14 +164,15 @@ class Predictor:
         for start in range(0, len(images), batch_size):
             chunk = [to_uint8(np.asarray(p)) for p in images[start:start + batch_size]]
             stats = np.stack([image_stats(p) for p in chunk])
-            grays = np.stack([resize_gray(to_gray(p), self.size) for p in chunk])
+            prepared = [self.network_grays(p) for p in chunk]
+            grays = np.stack([g for g, _ in prepared])
             x = self.preprocess(grays)
             logits, fmap = self.backend(x)
             is_mri, score = self.gate.score(stats, fmap.mean(axis=(1, 2)))
             probs = calibrate.softmax(logits, self.temperature)
             for i, p in enumerate(chunk):
                 cls = int(probs[i].argmax())
-                hm = self._heatmap(x[i], fmap[i], cls, p.shape[:2]) if heatmaps and is_mri[i] else None
+                hm = self._heatmap(x[i], fmap[i], cls, p.shape[:2], prepared[i][1]) if heatmaps and is_mri[i] else None
                 results.append(SliceResult(
                     probabilities={c: float(v) for c, v in zip(CLASSES, probs[i])},
                     label=CLASSES[cls] if is_mri[i] else None,

@@ -8,9 +8,10 @@ import pytest
 from PIL import Image
 
 from inference import calibrate
-from inference.data import (Dataset, Sample, UnionFind, augment, grouped_split, make_split, mirrored_vectors,
-                            near_duplicate_groups, thumbnail_vectors, to_gray, to_uint8, vgg_input)
-from inference.gradcam import ablation_cam, cam_from_fmap, cam_kernel, heatmap_to_png, upsample
+from inference.data import (Dataset, Sample, UnionFind, augment, foreground_box, grouped_split, make_split,
+                            mirrored_vectors, near_duplicate_groups, network_grays, thumbnail_vectors, to_gray,
+                            to_uint8, vgg_input)
+from inference.gradcam import ablation_cam, cam_from_fmap, cam_kernel, heatmap_to_png, place, upsample
 from inference.ood import OODGate, image_stats
 from inference.predict import CLASSES, SliceResult, aggregate
 
@@ -167,3 +168,41 @@ def test_cam_helpers_and_png():
     assert alpha.min() == 0 and alpha.max() > 0  # transparent where cold
     over = Image.open(io.BytesIO(heatmap_to_png(cam, base=_blob(1, 64))))
     assert over.size == (64, 64)
+
+
+def _head_on_black(h: int = 200, w: int = 300) -> np.ndarray:
+    """A bright ellipse ('head', rows 40-160, cols 90-210) on a black frame with a faint noise floor."""
+    yy, xx = np.mgrid[:h, :w]
+    img = np.where(((yy - 100) / 60.0) ** 2 + ((xx - 150) / 60.0) ** 2 <= 1.0, 140, 0).astype(np.float32)
+    img += np.random.default_rng(0).uniform(0, 6, img.shape)
+    return img.astype(np.uint8)
+
+
+def test_foreground_box_frames_the_head():
+    y0, y1, x0, x1 = foreground_box(_head_on_black())
+    # ellipse spans rows 40..160, cols 90..210; a 3% margin around it, nothing of the black frame
+    assert 34 <= y0 <= 44 and 156 <= y1 <= 166 and 84 <= x0 <= 94 and 206 <= x1 <= 216
+
+
+def test_foreground_box_falls_back_to_whole_frame():
+    blank = np.zeros((64, 80), np.uint8)
+    speck = blank.copy()
+    speck[10:14, 10:14] = 255            # a tiny bright object is not a head
+    assert foreground_box(blank) == (0, 64, 0, 80)
+    assert foreground_box(speck) == (0, 64, 0, 80)
+
+
+def test_network_grays_crops_only_when_asked():
+    img = _head_on_black()
+    cropped, box = network_grays(img, 32, crop_head=True)
+    whole, full_box = network_grays(img, 32, crop_head=False)
+    assert cropped.shape == whole.shape == (32, 32)
+    assert full_box == (0, 200, 0, 300) and box != full_box
+    assert cropped.mean() > whole.mean()  # the crop drops most of the black frame
+
+
+def test_heat_map_placed_back_into_the_crop_box():
+    hm = place(np.ones((4, 4), np.float32), (50, 60), (10, 30, 20, 50))
+    assert hm.shape == (50, 60)
+    assert hm[10:30, 20:50].min() > 0.99 and hm.sum() == pytest.approx(20 * 30)
+    assert np.array_equal(place(np.ones((4, 4), np.float32), (8, 8), (0, 8, 0, 8)), np.ones((8, 8)))

@@ -91,12 +91,11 @@ def test_series_of_one_and_many(predictor, sample_slices):
 def test_numpy_cam_equals_tf_gradcam(artifacts, sample_slices):
     """VGG16: the serving-path CAM (numpy, from the conv map) equals TensorFlow Grad-CAM."""
     from inference import gradcam
-    from inference.data import resize_gray
 
     keras_pred = Predictor.load("vgg16", artifacts, runtime="keras")
     onnx_pred = Predictor.load("vgg16", artifacts, runtime="onnx")
     for g, _ in sample_slices[:3]:
-        x = keras_pred.preprocess(resize_gray(g, keras_pred.size)[None])
+        x = keras_pred.preprocess(keras_pred.network_grays(g)[0][None])
         logits, fmap = keras_pred.backend(x)
         cls = int(logits[0].argmax())
         tf_cam = gradcam.gradcam_tf(keras_pred.backend.model, x[0], cls)

@@ -28,6 +28,7 @@ def test_train_export_predict_cnn_lstm(mri_root, tmp_path):
     export(tmp_path / "run", tmp_path / "art" / "cnn_lstm")
     saved = json.loads((tmp_path / "art" / "cnn_lstm" / "metadata.json").read_text())
     assert saved["files"]["onnx_head"] == "head.onnx"
+    assert saved["input"]["crop"] == "head"    # the serving path crops exactly as training did
     pred = Predictor.load("cnn_lstm", tmp_path / "art")
     img = load_rgb(list_samples(data)[0].path)
     r = pred.predict_image(img)

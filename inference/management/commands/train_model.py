@@ -1,4 +1,5 @@
-"""python manage.py train_model --arch vgg16|cnn_lstm --data DIR [--weights ...] [--epochs N] [--out DIR]"""
+"""python manage.py train_model --arch vgg16|cnn_lstm --data DIR [--weights ...] [--epochs N] [--init DIR]
+[--crop head|none] [--out DIR]"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,6 +19,10 @@ class Command(BaseCommand):
         parser.add_argument("--size", type=int)
         parser.add_argument("--variants", type=int, default=2, help="cached augmented variants (vgg16)")
         parser.add_argument("--seed", type=int, default=1234)
+        parser.add_argument("--lr", type=float, help="peak learning rate")
+        parser.add_argument("--crop", choices=("head", "none"), help="crop slices to the head's bounding box")
+        parser.add_argument("--init", help="cnn_lstm: continue from / warm-start with this training output "
+                                           "(or artifact) folder")
         parser.add_argument("--out", help="artifact folder (default: <INFERENCE_MODELS_DIR>/<arch>)")
         parser.add_argument("--work", default="var/models", help="training outputs before export")
         parser.add_argument("--no-export", action="store_true", help="leave the artifact folder untouched")
@@ -28,7 +33,8 @@ class Command(BaseCommand):
 
         work = Path(o["work"]) / o["arch"]
         meta = train(o["arch"], o["data"], work, o["weights"], o["epochs"], o["size"], o["variants"], o["seed"],
-                     cache_dir=Path(o["work"]) / "cache", log=lambda m: self.stdout.write(m))
+                     cache_dir=Path(o["work"]) / "cache", log=lambda m: self.stdout.write(m), lr=o["lr"],
+                     init=o["init"], crop_mode=o["crop"])
         if not o["no_export"]:
             out = Path(o["out"]) if o["out"] else Path(settings.INFERENCE_MODELS_DIR) / o["arch"]
             export(work, out)
