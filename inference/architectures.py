@@ -92,12 +92,16 @@ def build_vgg16(size: int = 112, weights: str | None = "hed", dropout: float = 0
     return full, frozen, head
 
 
-def build_cnn_lstm(size: int = 96, lstm_units: int = 96, dropout: float = 0.3) -> keras.Model:
+CNN_LSTM_WIDTHS = (16, 32, 64, 128)   # filters of the four encoder stages (1, 1, 2, 2 convs)
+
+
+def build_cnn_lstm(size: int = 96, lstm_units: int = 96, dropout: float = 0.3,
+                   widths: tuple[int, ...] = CNN_LSTM_WIDTHS) -> keras.Model:
     """Small conv encoder (4 stages, /16) whose feature-map rows a bidirectional LSTM reads top to
-    bottom as a sequence (size/16 steps, e.g. 6 steps of 6×128 features at 96 px). Returns [logits, conv map]."""
+    bottom as a sequence (size/16 steps, e.g. 8 steps of 8×128 features at 128 px). Returns [logits, conv map]."""
     inp = keras.Input((size, size, 1), name="image")
     x = inp
-    for stage, (filters, convs) in enumerate(((16, 1), (32, 1), (64, 2), (128, 2)), start=1):
+    for stage, (filters, convs) in enumerate(zip(widths, (1, 1, 2, 2)), start=1):
         for k in range(convs):
             x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"s{stage}_conv{k + 1}")(x)
             x = layers.BatchNormalization(name=f"s{stage}_bn{k + 1}")(x)
@@ -111,6 +115,12 @@ def build_cnn_lstm(size: int = 96, lstm_units: int = 96, dropout: float = 0.3) -
     h = layers.Dropout(dropout, name="dropout")(h)
     logits = layers.Dense(N_CLASSES, name="logits")(h)
     return keras.Model(inp, [logits, fmap], name="cnn_lstm")
+
+
+def cnn_lstm_from_meta(meta: dict) -> keras.Model:
+    """The CNN-LSTM a metadata.json describes (older files have no widths: the original ones)."""
+    widths = tuple(meta.get("architecture_params", {}).get("widths", CNN_LSTM_WIDTHS))
+    return build_cnn_lstm(meta["input"]["size"], widths=widths)
 
 
 def load_weights_npz(model: keras.Model, path: str | Path) -> keras.Model:

@@ -70,7 +70,7 @@ def quantize_int8(src: Path, dst: Path, batches: list[np.ndarray], keep_fp32: tu
 def export_cnn_lstm_head(train_dir: Path, meta: dict, dst: Path) -> None:
     from inference import architectures as A
 
-    model = A.load_weights_npz(A.build_cnn_lstm(meta["input"]["size"]), train_dir / "keras_weights_fp16.npz")
+    model = A.load_weights_npz(A.cnn_lstm_from_meta(meta), train_dir / "keras_weights_fp16.npz")
     head = A.build_cnn_lstm_head(model)
     head.predict(np.zeros((1,) + tuple(head.input.shape[1:]), np.float32), verbose=0)
     head.export(str(dst), format="onnx", verbose=False)

@@ -94,7 +94,7 @@ class _KerasBackend:
         if meta["architecture"] == "vgg16":
             self.model = A.build_vgg16(size, weights=None)[0]
         else:
-            self.model = A.build_cnn_lstm(size)
+            self.model = A.cnn_lstm_from_meta(meta)
         A.load_weights_npz(self.model, model_dir / "keras_weights_fp16.npz")
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

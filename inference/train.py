@@ -35,7 +35,7 @@ DEFAULTS = {
     # cosine schedule over a fixed budget, best val_cal epoch kept: plateau-halving with early
     # stopping quit too soon on the noisy 572-image val_cal curve
     "cnn_lstm": {"size": 128, "epochs": 30, "head_epochs": 0, "batch": 32, "lr": 2e-3, "patience": 99,
-                 "crop": "head", "schedule": "cosine"},
+                 "crop": "head", "schedule": "cosine", "widths": [16, 32, 64, 128]},
 }
 
 Log = Callable[[str], None]
@@ -239,10 +239,10 @@ def _warm_start(model, init: Path, log: Log) -> tuple[int, dict]:
     """Copy an earlier run's weights into `model` layer by layer where names and shapes match.
     All layers matching continues that run (epochs keep counting); otherwise it is a warm start,
     e.g. the conv encoder of a 96 px run into a 128 px model whose LSTM input is wider."""
-    from inference.architectures import build_cnn_lstm, load_weights_npz
+    from inference.architectures import cnn_lstm_from_meta, load_weights_npz
 
     prev = json.loads((init / "metadata.json").read_text())
-    old = load_weights_npz(build_cnn_lstm(prev["input"]["size"]), init / "keras_weights_fp16.npz")
+    old = load_weights_npz(cnn_lstm_from_meta(prev), init / "keras_weights_fp16.npz")
     copied, skipped = [], []
     for layer in model.layers:
         if not layer.weights:
@@ -270,7 +270,7 @@ def _train_cnn_lstm(ds: Dataset, split: np.ndarray, cfg: dict, seed: int, log: L
     from inference.architectures import build_cnn_lstm
 
     size = cfg["size"]
-    model = build_cnn_lstm(size)
+    model = build_cnn_lstm(size, widths=tuple(cfg["widths"]))
     start = 0
     if init:
         start, cfg["continued_from"] = _warm_start(model, Path(init), log)
@@ -323,7 +323,7 @@ def _hardware() -> str:
 def train(arch: str, data: str | Path, out: str | Path, weights: str = "hed", epochs: int | None = None,
           size: int | None = None, variants: int = 1, seed: int = 1234, cache_dir: str | Path | None = None,
           log: Log = _log, lr: float | None = None, cut: str | None = None, init: str | None = None,
-          crop_mode: str | None = None) -> dict:
+          crop_mode: str | None = None, widths: tuple[int, ...] | None = None) -> dict:
     """Train one architecture end to end and write out/{model_fp32.onnx, keras_weights_fp16.npz,
     ood.npz, metadata.json}. Returns the metadata."""
     import keras
@@ -344,6 +344,8 @@ def train(arch: str, data: str | Path, out: str | Path, weights: str = "hed", ep
         cfg["cut"] = cut
     if crop_mode is not None:
         cfg["crop"] = crop_mode
+    if widths is not None:
+        cfg["widths"] = list(widths)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -391,6 +393,7 @@ def train(arch: str, data: str | Path, out: str | Path, weights: str = "hed", ep
     np.savez_compressed(out / "keras_weights_fp16.npz",
                         *[w.astype(np.float16) if w.dtype == np.float32 else w for w in model.get_weights()])
 
+    w = cfg.get("widths", [])
     meta = {
         "name": arch,
         "version": f"{VERSION_PREFIX[arch]}-{time.strftime('%Y%m%d')}-{fp[:8]}",
@@ -399,14 +402,15 @@ def train(arch: str, data: str | Path, out: str | Path, weights: str = "hed", ep
             f"VGG16 conv base ({weights} weights) at {cfg['size']} px, frozen up to {cfg['cut']}, the rest of "
             "block 5 fine-tuned, "
             "GAP -> BatchNorm -> Dropout(0.4) -> Dense(4)" if arch == "vgg16" else
-            f"CNN-LSTM from scratch at {cfg['size']} px: 4-stage conv encoder (16-32-64x2-128x2, BN, ReLU, "
-            f"max-pool) -> {cfg['size'] // 16}x{cfg['size'] // 16}x128 map whose {cfg['size'] // 16} rows a BiLSTM(96) "
-            "reads top to bottom as a sequence -> Dense(4)"),
+            f"CNN-LSTM at {cfg['size']} px{' (head-cropped)' if cfg['crop'] == 'head' else ''}: 4-stage conv "
+            f"encoder ({w[0]}-{w[1]}-{w[2]}x2-{w[3]}x2, BN, ReLU, max-pool) -> {cfg['size'] // 16}x{cfg['size'] // 16}"
+            f"x{w[3]} map whose {cfg['size'] // 16} rows a BiLSTM(96) reads top to bottom as a sequence -> Dense(4)"),
         "input": {"size": cfg["size"], "channels": 3 if arch == "vgg16" else 1,
                   "preprocessing": "vgg_caffe" if arch == "vgg16" else "unit", "crop": cfg["crop"],
                   "note": ("grayscale (luma) slice cropped to the head's bounding box (inference.data."
                            "foreground_box), " if cfg["crop"] == "head" else "grayscale (luma) slice ")
                           + "resized bilinear to size x size"},
+        **({"architecture_params": {"widths": list(w), "lstm_units": 96}} if arch == "cnn_lstm" else {}),
         "classes": list(CLASSES),
         "weights_init": weights if arch == "vgg16" else (
             f"matching layers warm-started from {cfg['continued_from']['version']} (itself trained from scratch), "
@@ -454,9 +458,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cut", help="vgg16: last frozen layer (default block5_conv2)")
     ap.add_argument("--init", help="cnn_lstm: continue from (or warm-start with) this training output folder")
     ap.add_argument("--crop", choices=("head", "none"), help="crop slices to the head's bounding box")
+    ap.add_argument("--widths", help="cnn_lstm: filters of the 4 encoder stages, e.g. 24,48,96,192")
     a = ap.parse_args(argv)
     train(a.arch, a.data, a.out, a.weights, a.epochs, a.size, a.variants, a.seed, a.cache_dir, lr=a.lr, cut=a.cut,
-          init=a.init, crop_mode=a.crop)
+          init=a.init, crop_mode=a.crop,
+          widths=tuple(int(v) for v in a.widths.split(",")) if a.widths else None)
 
 
 if __name__ == "__main__":
