@@ -285,7 +285,10 @@ def _train_cnn_lstm(ds: Dataset, split: np.ndarray, cfg: dict, seed: int, log: L
     # augmentation works on views pre-shrunk to 1.5x the input: a tenth of the PIL work per epoch
     aug_src = [resize_gray(np.ascontiguousarray(views[i]), int(size * 1.5)) for i in tr]
     train_model = keras.Model(model.input, model.outputs[0])
-    train_model.compile(keras.optimizers.AdamW(cfg["lr"], weight_decay=1e-4),
+    # "plateau" is the first (96 px) run's recipe, kept so that run can be reproduced
+    optimizer = keras.optimizers.AdamW(cfg["lr"], weight_decay=1e-4) if cfg["schedule"] == "cosine" \
+        else keras.optimizers.Adam(cfg["lr"])
+    train_model.compile(optimizer,
                         keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
 
     def epoch_data(ep: int):
@@ -323,7 +326,8 @@ def _hardware() -> str:
 def train(arch: str, data: str | Path, out: str | Path, weights: str = "hed", epochs: int | None = None,
           size: int | None = None, variants: int = 1, seed: int = 1234, cache_dir: str | Path | None = None,
           log: Log = _log, lr: float | None = None, cut: str | None = None, init: str | None = None,
-          crop_mode: str | None = None, widths: tuple[int, ...] | None = None) -> dict:
+          crop_mode: str | None = None, widths: tuple[int, ...] | None = None, schedule: str | None = None
+          ) -> dict:
     """Train one architecture end to end and write out/{model_fp32.onnx, keras_weights_fp16.npz,
     ood.npz, metadata.json}. Returns the metadata."""
     import keras
@@ -346,6 +350,9 @@ def train(arch: str, data: str | Path, out: str | Path, weights: str = "hed", ep
         cfg["crop"] = crop_mode
     if widths is not None:
         cfg["widths"] = list(widths)
+    if schedule is not None:
+        cfg["schedule"] = schedule
+        cfg["patience"] = 3 if schedule == "plateau" and arch == "cnn_lstm" else cfg["patience"]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -458,11 +465,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cut", help="vgg16: last frozen layer (default block5_conv2)")
     ap.add_argument("--init", help="cnn_lstm: continue from (or warm-start with) this training output folder")
     ap.add_argument("--crop", choices=("head", "none"), help="crop slices to the head's bounding box")
+    ap.add_argument("--schedule", choices=("cosine", "plateau"),
+                    help="cnn_lstm: cosine lr over the budget (default) or halve-on-plateau + early stop (patience 3)")
     ap.add_argument("--widths", help="cnn_lstm: filters of the 4 encoder stages, e.g. 24,48,96,192")
     a = ap.parse_args(argv)
     train(a.arch, a.data, a.out, a.weights, a.epochs, a.size, a.variants, a.seed, a.cache_dir, lr=a.lr, cut=a.cut,
           init=a.init, crop_mode=a.crop,
-          widths=tuple(int(v) for v in a.widths.split(",")) if a.widths else None)
+          widths=tuple(int(v) for v in a.widths.split(",")) if a.widths else None, schedule=a.schedule)
 
 
 if __name__ == "__main__":

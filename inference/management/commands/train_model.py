@@ -21,6 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=1234)
         parser.add_argument("--lr", type=float, help="peak learning rate")
         parser.add_argument("--crop", choices=("head", "none"), help="crop slices to the head's bounding box")
+        parser.add_argument("--schedule", choices=("cosine", "plateau"), help="cnn_lstm learning-rate schedule")
         parser.add_argument("--widths", help="cnn_lstm: filters of the 4 encoder stages, e.g. 24,48,96,192")
         parser.add_argument("--init", help="cnn_lstm: continue from / warm-start with this training output "
                                            "(or artifact) folder")
@@ -36,7 +37,8 @@ class Command(BaseCommand):
         meta = train(o["arch"], o["data"], work, o["weights"], o["epochs"], o["size"], o["variants"], o["seed"],
                      cache_dir=Path(o["work"]) / "cache", log=lambda m: self.stdout.write(m), lr=o["lr"],
                      init=o["init"], crop_mode=o["crop"],
-                     widths=tuple(int(v) for v in o["widths"].split(",")) if o["widths"] else None)
+                     widths=tuple(int(v) for v in o["widths"].split(",")) if o["widths"] else None,
+                     schedule=o["schedule"])
         if not o["no_export"]:
             out = Path(o["out"]) if o["out"] else Path(settings.INFERENCE_MODELS_DIR) / o["arch"]
             export(work, out)
