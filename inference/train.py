@@ -13,6 +13,7 @@ CNN-LSTM: trained from scratch with on-the-fly augmentation.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -53,6 +54,14 @@ def macro_f1(y: np.ndarray, pred: np.ndarray, n: int = len(CLASSES)) -> float:
         fn = np.sum((pred != c) & (y == c))
         f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
     return float(np.mean(f1s))
+
+
+def weights_digest(arrays: list[np.ndarray]) -> str:
+    """First 6 hex digits of sha256 over the shipped (fp16) weight arrays, in order."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:6]
 
 
 def split_metrics(logits: np.ndarray, y: np.ndarray, temperature: float, accepted: np.ndarray) -> dict:
@@ -264,6 +273,15 @@ def _warm_start(model, init: Path, log: Log) -> tuple[int, dict]:
                    "layers_copied": copied, "layers_new": skipped}
 
 
+def _cnn_lstm_init(continued_from: dict | None) -> str:
+    if not continued_from:
+        return "random (from scratch)"
+    if not continued_from["layers_new"]:
+        return f"continued from {continued_from['version']}"
+    return (f"layers {', '.join(continued_from['layers_copied'])} warm-started from {continued_from['version']}; "
+            f"{', '.join(continued_from['layers_new'])} random")
+
+
 def _train_cnn_lstm(ds: Dataset, split: np.ndarray, cfg: dict, seed: int, log: Log, init: str | None = None):
     import keras
 
@@ -397,13 +415,14 @@ def train(arch: str, data: str | Path, out: str | Path, weights: str = "hed", ep
     # export: ONNX fp32 (serving; quantised copy made by inference.export) + fp16 keras weights
     model.predict(np.zeros((1,) + tuple(model.input.shape[1:]), np.float32), verbose=0)
     model.export(str(out / "model_fp32.onnx"), format="onnx", verbose=False)
-    np.savez_compressed(out / "keras_weights_fp16.npz",
-                        *[w.astype(np.float16) if w.dtype == np.float32 else w for w in model.get_weights()])
+    shipped = [w.astype(np.float16) if w.dtype == np.float32 else w for w in model.get_weights()]
+    np.savez_compressed(out / "keras_weights_fp16.npz", *shipped)
 
     w = cfg.get("widths", [])
     meta = {
         "name": arch,
-        "version": f"{VERSION_PREFIX[arch]}-{time.strftime('%Y%m%d')}-{fp[:8]}",
+        # date, data fingerprint and a digest of the weights: two runs of one day stay distinct
+        "version": f"{VERSION_PREFIX[arch]}-{time.strftime('%Y%m%d')}-{fp[:8]}-{weights_digest(shipped)}",
         "architecture": arch,
         "description": (
             f"VGG16 conv base ({weights} weights) at {cfg['size']} px, frozen up to {cfg['cut']}, the rest of "
@@ -419,9 +438,7 @@ def train(arch: str, data: str | Path, out: str | Path, weights: str = "hed", ep
                           + "resized bilinear to size x size"},
         **({"architecture_params": {"widths": list(w), "lstm_units": 96}} if arch == "cnn_lstm" else {}),
         "classes": list(CLASSES),
-        "weights_init": weights if arch == "vgg16" else (
-            f"matching layers warm-started from {cfg['continued_from']['version']} (itself trained from scratch), "
-            "the rest random" if cfg.get("continued_from") else "random (from scratch)"),
+        "weights_init": weights if arch == "vgg16" else _cnn_lstm_init(cfg.get("continued_from")),
         "data": {"root": str(data), "n_images": len(ds.samples), "fingerprint_sha256": fp,
                  "class_counts": {c: int((ds.labels == i).sum()) for i, c in enumerate(CLASSES)}},
         "split": split_info,

@@ -206,3 +206,13 @@ def test_heat_map_placed_back_into_the_crop_box():
     assert hm.shape == (50, 60)
     assert hm[10:30, 20:50].min() > 0.99 and hm.sum() == pytest.approx(20 * 30)
     assert np.array_equal(place(np.ones((4, 4), np.float32), (8, 8), (0, 8, 0, 8)), np.ones((8, 8)))
+
+
+def test_weights_digest_tells_runs_apart():
+    from inference.train import weights_digest
+
+    a = [np.zeros((3, 3), np.float16), np.ones(4, np.float16)]
+    b = [a[0], a[1].copy()]
+    b[1][2] = 0.5
+    assert weights_digest(a) == weights_digest([w.copy() for w in a])
+    assert weights_digest(a) != weights_digest(b) and len(weights_digest(a)) == 6

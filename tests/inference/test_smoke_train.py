@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ def test_train_export_predict_cnn_lstm(mri_root, tmp_path):
     assert meta["split"]["groups_spanning_train_and_val"] == 0
     assert meta["data"]["n_images"] == 32 and len(meta["data"]["fingerprint_sha256"]) == 64
     assert meta["calibration"]["temperature"] > 0
+    assert re.fullmatch(r"cnn-lstm-\d{8}-[0-9a-f]{8}-[0-9a-f]{6}", meta["version"])
     for f in ("model_fp32.onnx", "keras_weights_fp16.npz", "ood.npz", "metadata.json"):
         assert (tmp_path / "run" / f).exists()
 
