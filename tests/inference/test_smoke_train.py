@@ -40,3 +40,25 @@ def test_train_export_predict_cnn_lstm(mri_root, tmp_path):
     # keras and onnx runtimes agree on the logits' argmax
     kr = Predictor.load("cnn_lstm", tmp_path / "art", runtime="keras").predict_image(img, heatmap=False)
     assert np.allclose([kr.probabilities[c] for c in r.probabilities], list(r.probabilities.values()), atol=2e-2)
+
+
+@pytest.mark.slow
+def test_warm_start_copies_matching_layers_and_continues_full_matches(tmp_path):
+    from inference.architectures import build_cnn_lstm
+    from inference.train import _warm_start
+
+    src = build_cnn_lstm(32)
+    np.savez_compressed(tmp_path / "keras_weights_fp16.npz", *[w.astype(np.float16) for w in src.get_weights()])
+    (tmp_path / "metadata.json").write_text(json.dumps({
+        "version": "cnn-lstm-test", "input": {"size": 32},
+        "training": {"seconds": 1.0, "stages": [{"history": [{}, {}, {}]}]}}))
+
+    wider_input = build_cnn_lstm(48)          # 3 LSTM steps of 3x128 instead of 2 of 2x128
+    start, info = _warm_start(wider_input, tmp_path, log=lambda m: None)
+    assert start == 0 and info["layers_new"] == ["bilstm"]
+    conv = wider_input.get_layer("s1_conv1").get_weights()[0]
+    assert np.allclose(conv, src.get_layer("s1_conv1").get_weights()[0], atol=1e-3)
+
+    same = build_cnn_lstm(32)
+    start, info = _warm_start(same, tmp_path, log=lambda m: None)
+    assert start == 3 and info["layers_new"] == []   # a continuation: epochs keep counting
