@@ -44,10 +44,11 @@ def main() -> None:
         errs = collections.Counter(g[wrong].tolist())
         worst = []
         for gid, n_err in errs.most_common(3):
-            members = idx[g == gid]
+            members = np.nonzero(g == gid)[0]          # positions within this half
             worst.append({"errors": n_err, "size": size[gid],
-                          "files": [f"{ds.samples[i].path.parent.name}/{ds.samples[i].path.name}" for i in members],
-                          "predicted": sorted({str(res[list(idx).index(i)].label) for i in members})})
+                          "files": [f"{ds.samples[idx[k]].path.parent.name}/{ds.samples[idx[k]].path.name}"
+                                    for k in members],
+                          "predicted": sorted({str(res[k].label) for k in members})})
         report[half] = {"n": int(len(idx)), "errors": int(wrong.sum()), "groups": len(size),
                         "groups_with_errors": len(errs),
                         "mean_group_accuracy": round(float(np.mean([1 - errs.get(k, 0) / size[k] for k in size])), 4),

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from inference import calibrate
-from inference.data import CLASSES, Dataset, augment, crop, fingerprint, foreground_box, load_rgb, make_split, \
+from inference.data import CLASSES, Dataset, augment, fingerprint, load_rgb, make_split, network_grays, \
     resize_gray, unit_input, vgg_input
 from inference.ood import OODGate, image_stats
 
@@ -296,12 +296,12 @@ def _train_cnn_lstm(ds: Dataset, split: np.ndarray, cfg: dict, seed: int, log: L
     va = np.nonzero(split > 0)[0]
     y_tr, y_va = ds.labels[tr], ds.labels[va]
     cal = split[va] == 1
-    # the same crop + resize as serving (inference.data.network_grays) for the clean inputs
-    views = [crop(g, foreground_box(g)) if cfg["crop"] == "head" else g for g in ds.grays]
-    x_va = unit_input(np.stack([resize_gray(np.ascontiguousarray(views[i]), size) for i in va]))
-    x_tr0 = np.stack([resize_gray(np.ascontiguousarray(views[i]), size) for i in tr])
-    # augmentation works on views pre-shrunk to 1.5x the input: a tenth of the PIL work per epoch
-    aug_src = [resize_gray(np.ascontiguousarray(views[i]), int(size * 1.5)) for i in tr]
+    crop_head = cfg["crop"] == "head"
+    # clean inputs go through serving's own preprocessing path
+    x_va = unit_input(np.stack([network_grays(ds.grays[i], size, crop_head)[0] for i in va]))
+    x_tr0 = np.stack([network_grays(ds.grays[i], size, crop_head)[0] for i in tr])
+    # augmentation works on the same views pre-shrunk to 1.5x the input: a tenth of the PIL work per epoch
+    aug_src = [network_grays(ds.grays[i], int(size * 1.5), crop_head)[0] for i in tr]
     train_model = keras.Model(model.input, model.outputs[0])
     # "plateau" is the first (96 px) run's recipe, kept so that run can be reproduced
     optimizer = keras.optimizers.AdamW(cfg["lr"], weight_decay=1e-4) if cfg["schedule"] == "cosine" \
@@ -467,6 +467,11 @@ def train(arch: str, data: str | Path, out: str | Path, weights: str = "hed", ep
     return meta
 
 
+def parse_widths(text: str | None) -> tuple[int, ...] | None:
+    """'24,48,96,192' -> (24, 48, 96, 192); None stays None (the architecture's default)."""
+    return tuple(int(v) for v in text.split(",")) if text else None
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--arch", choices=sorted(DEFAULTS), required=True)
@@ -488,7 +493,7 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     train(a.arch, a.data, a.out, a.weights, a.epochs, a.size, a.variants, a.seed, a.cache_dir, lr=a.lr, cut=a.cut,
           init=a.init, crop_mode=a.crop,
-          widths=tuple(int(v) for v in a.widths.split(",")) if a.widths else None, schedule=a.schedule)
+          widths=parse_widths(a.widths), schedule=a.schedule)
 
 
 if __name__ == "__main__":

@@ -31,13 +31,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, **o) -> None:
         from inference.export import export
-        from inference.train import train
+        from inference.train import parse_widths, train
 
         work = Path(o["work"]) / o["arch"]
         meta = train(o["arch"], o["data"], work, o["weights"], o["epochs"], o["size"], o["variants"], o["seed"],
                      cache_dir=Path(o["work"]) / "cache", log=lambda m: self.stdout.write(m), lr=o["lr"],
                      init=o["init"], crop_mode=o["crop"],
-                     widths=tuple(int(v) for v in o["widths"].split(",")) if o["widths"] else None,
+                     widths=parse_widths(o["widths"]),
                      schedule=o["schedule"])
         if not o["no_export"]:
             out = Path(o["out"]) if o["out"] else Path(settings.INFERENCE_MODELS_DIR) / o["arch"]
