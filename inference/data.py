@@ -110,6 +110,12 @@ def crop(gray: np.ndarray, box: Box) -> np.ndarray:
     return gray[y0:y1, x0:x1]
 
 
+def crops_head(meta: dict) -> bool:
+    """Whether a model's metadata.json asks for the head crop; artifacts older than the crop have
+    no `input.crop` and were trained on the whole frame."""
+    return meta["input"].get("crop") == "head"
+
+
 def network_grays(gray: np.ndarray, size: int, crop_head: bool) -> tuple[np.ndarray, Box]:
     """The one preprocessing path of training, evaluation and serving: (optional head crop) ->
     bilinear resize to size x size. Returns the resized slice and the box it came from."""

@@ -22,14 +22,13 @@ from inference.data import list_samples
 
 def calibration_batches(meta: dict, n: int = 160, batch: int = 16, seed: int = 7) -> list[np.ndarray]:
     """Preprocessed random training slices (fixed seed) for activation-range calibration."""
-    from inference.data import load_rgb, network_grays, to_gray, unit_input, vgg_input
+    from inference.data import crops_head, load_rgb, network_grays, to_gray, unit_input, vgg_input
 
     samples = list_samples(meta["data"]["root"])
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(samples), size=min(n, len(samples)), replace=False)
     size = meta["input"]["size"]
-    crop_head = meta["input"].get("crop") == "head"
-    grays = np.stack([network_grays(to_gray(load_rgb(samples[i].path)), size, crop_head)[0] for i in pick])
+    grays = np.stack([network_grays(to_gray(load_rgb(samples[i].path)), size, crops_head(meta))[0] for i in pick])
     x = vgg_input(grays) if meta["architecture"] == "vgg16" else unit_input(grays)
     return [x[i:i + batch] for i in range(0, len(x), batch)]
 

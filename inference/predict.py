@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from inference import calibrate, gradcam
-from inference.data import CLASSES, Box, network_grays, to_gray, to_uint8, unit_input, vgg_input
+from inference.data import CLASSES, Box, crops_head, network_grays, to_gray, to_uint8, unit_input, vgg_input
 from inference.ood import OODGate, image_stats
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "artifacts"
@@ -116,7 +116,7 @@ class Predictor:
         self.runtime = runtime
         self.size = int(meta["input"]["size"])
         self.arch = meta["architecture"]
-        self.crop_head = meta["input"].get("crop") == "head"   # older artifacts: whole frame
+        self.crop_head = crops_head(meta)
         self.temperature = float(meta["calibration"]["temperature"])
         self.gate = OODGate.load(model_dir / "ood.npz")
         self.backend = _KerasBackend(model_dir, meta) if runtime == "keras" else _OnnxBackend(model_dir, threads)
