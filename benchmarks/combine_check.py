@@ -27,16 +27,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def calibrated_probabilities(predictor, images: list[np.ndarray], batch: int = 32) -> np.ndarray:
-    """Calibrated class probabilities for uint8 images, without the gate or heat maps."""
-    from inference import calibrate
+def calibrated_probabilities(predictor, images: list[np.ndarray]) -> np.ndarray:
+    """(N, classes) calibrated probabilities, as served (the gate's verdict is ignored)."""
+    from inference.data import CLASSES
 
-    out = []
-    for start in range(0, len(images), batch):
-        grays = np.stack([predictor.network_grays(im)[0] for im in images[start:start + batch]])
-        logits, _ = predictor.backend(predictor.preprocess(grays))
-        out.append(calibrate.softmax(logits, predictor.temperature))
-    return np.concatenate(out)
+    return np.array([[r.probabilities[c] for c in CLASSES] for r in predictor.predict_batch(images, heatmaps=False)])
 
 
 def main() -> None:
