@@ -72,6 +72,8 @@ class DicomObject:
     accession_number: str = ""
     series_number: int | None = None
     series_description: str = ""
+    body_part: str = ""
+    institution: str = ""
     frames: list[DicomFrame] = field(default_factory=list)
 
 
@@ -270,6 +272,8 @@ def _parse(data: bytes, filename: str) -> DicomObject:
         accession_number=str(ds.get("AccessionNumber", "") or "")[:64],
         series_number=_int(ds, "SeriesNumber"),
         series_description=str(ds.get("SeriesDescription", "") or "")[:200],
+        body_part=str(ds.get("BodyPartExamined", "") or "")[:64],
+        institution=str(ds.get("InstitutionName", "") or "")[:200],
     )
     instance_number = _int(ds, "InstanceNumber")
     for i in range(n_frames):

@@ -425,6 +425,8 @@ def _groups(parsed: list[_Parsed], patient: Patient):
                 "study_date": head.study_date,
                 "modality": head.modality or "MR",
                 "accession_number": head.accession_number,
+                "body_part": head.body_part,
+                "institution": head.institution,
             },
             {
                 "series_instance_uid": key[1],

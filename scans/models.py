@@ -116,6 +116,9 @@ class Study(models.Model):
     study_date = models.DateField(null=True, blank=True)
     modality = models.CharField(max_length=16, blank=True, default="MR")
     accession_number = models.CharField(max_length=64, blank=True)
+    # From the DICOM header (BodyPartExamined, InstitutionName); empty for JPEG/PNG uploads.
+    body_part = models.CharField(max_length=64, blank=True)
+    institution = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=20, choices=StudyStatus.choices, default=StudyStatus.RECEIVED)
     status_detail = models.CharField(max_length=500, blank=True)
     uploaded_by = models.ForeignKey(
@@ -233,7 +236,7 @@ class Prediction(models.Model):
     confidence = models.FloatField()
     is_brain_mri = models.BooleanField(default=True)
     key_slice = models.ForeignKey(Slice, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    aggregation = models.CharField(max_length=200, blank=True)
+    aggregation = models.TextField(blank=True)
     runtime_ms = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 

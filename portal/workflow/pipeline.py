@@ -446,7 +446,7 @@ def _store_prediction(job: Job, series: Series, slices: list, result: Any, runti
                 confidence=confidence,
                 is_brain_mri=is_mri,
                 key_slice=key_slice,
-                aggregation=str(result.aggregation or "")[:200],
+                aggregation=str(result.aggregation or ""),
                 runtime_ms=runtime_ms,
             ),
         )

@@ -24,6 +24,11 @@ def _check_demo(studies: list[Study]) -> None:
     assert current.status == StudyStatus.AWAITING_REVIEW
     assert current.series.count() == 2
     assert primary_prediction(current).is_brain_mri
+    # What was scanned comes from the DICOM header; the aggregation rule is stored whole.
+    assert (current.body_part, current.institution, out_of_scope.body_part) == ("BRAIN", "Demo Hospital", "CHEST")
+    from inference.predict import AGGREGATION_RULE
+
+    assert primary_prediction(current).aggregation == AGGREGATION_RULE
     assert out_of_scope.modality == "CT"
     assert primary_prediction(out_of_scope).is_brain_mri is False  # the AI gives it no tumour class
     assert prior.created_at <= current.created_at  # so "previous study" is the prior one
