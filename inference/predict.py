@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -21,35 +20,9 @@ import numpy as np
 from inference import calibrate, gradcam
 from inference.data import CLASSES, Box, crops_head, network_grays, to_gray, to_uint8, unit_input, vgg_input
 from inference.ood import OODGate, image_stats
+from inference.series import AGGREGATION_RULE, SeriesResult, SliceResult, aggregate, out_of_scope  # noqa: F401 - re-exported
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "artifacts"
-AGGREGATION_RULE = (
-    "Mean of the calibrated per-slice probabilities over the slices that pass the brain-MRI gate; "
-    "the series is not a brain MRI when more than half of its slices fail the gate; the key slice is "
-    "the gated slice with the highest tumour probability (1 - p(notumor))."
-)
-
-
-@dataclass(frozen=True)
-class SliceResult:
-    probabilities: dict[str, float]   # calibrated, sums to 1
-    label: str | None                 # None when not a brain MRI
-    is_brain_mri: bool
-    ood_score: float                  # > 1 means outside the training distribution
-    heatmap: np.ndarray | None        # float32 in [0,1], same H×W as the input pixels
-
-
-@dataclass(frozen=True)
-class SeriesResult:
-    label: str | None
-    probabilities: dict[str, float]
-    confidence: float
-    is_brain_mri: bool
-    key_slice_index: int
-    slices: list[SliceResult]
-    aggregation: str
-    model_name: str
-    model_version: str
 
 
 def default_model_name(models_dir: str | Path | None = None) -> str:
@@ -191,29 +164,6 @@ class Predictor:
             raise ValueError("empty series")
         results = self.predict_batch(list(slices), heatmaps=heatmaps)
         return aggregate(results, self.model_name, self.model_version)
-
-
-def aggregate(results: Sequence[SliceResult], model_name: str = "", model_version: str = "") -> SeriesResult:
-    """The documented series rule (AGGREGATION_RULE)."""
-    probs = np.array([[r.probabilities[c] for c in CLASSES] for r in results])
-    ok = np.array([r.is_brain_mri for r in results])
-    is_mri = 2 * int((~ok).sum()) <= len(results)  # not MRI when MORE than half fail
-    use = ok if ok.any() else np.ones_like(ok)
-    mean = probs[use].mean(axis=0)
-    mean = mean / mean.sum()
-    tumour = 1.0 - probs[:, CLASSES.index("notumor")]
-    key = int(np.argmax(np.where(use, tumour, -1.0)))
-    return SeriesResult(
-        label=CLASSES[int(mean.argmax())] if is_mri else None,
-        probabilities={c: float(v) for c, v in zip(CLASSES, mean)},
-        confidence=float(mean.max()),
-        is_brain_mri=bool(is_mri),
-        key_slice_index=key,
-        slices=list(results),
-        aggregation=AGGREGATION_RULE,
-        model_name=model_name,
-        model_version=model_version,
-    )
 
 
 _CACHE: dict[tuple, Predictor] = {}

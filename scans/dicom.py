@@ -26,7 +26,8 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.uid import UID
 
-from scans.errors import CorruptFile, ImageBomb, ScanError
+from scans import scope
+from scans.errors import CorruptFile, ImageBomb, NotAnImage, ScanError
 from scans.validation import check_pixel_budget
 
 MAX_DIMENSION = 8192
@@ -74,6 +75,7 @@ class DicomObject:
     series_description: str = ""
     body_part: str = ""
     institution: str = ""
+    scope_reason: str = ""  # scans.scope: why the AI must not label it ("" = in scope by header)
     frames: list[DicomFrame] = field(default_factory=list)
 
 
@@ -247,6 +249,9 @@ def _parse(data: bytes, filename: str) -> DicomObject:
     sop_class = str(ds.file_meta.get("MediaStorageSOPClassUID", "") or ds.get("SOPClassUID", ""))
     if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:
         raise SkipFile(filename, "DICOMDIR (a directory of the disc, not an image): skipped")
+    verdict = scope.assess(ds)
+    if not verdict.image:
+        raise NotAnImage(filename, verdict.problem)
     if not any(tag in ds for tag in PIXEL_TAGS):
         name = UID(sop_class).name if sop_class else "unknown SOP class"
         if ("Rows" in ds and "Columns" in ds) or "Image Storage" in name:
@@ -274,6 +279,7 @@ def _parse(data: bytes, filename: str) -> DicomObject:
         series_description=str(ds.get("SeriesDescription", "") or "")[:200],
         body_part=str(ds.get("BodyPartExamined", "") or "")[:64],
         institution=str(ds.get("InstitutionName", "") or "")[:200],
+        scope_reason=verdict.reason[:200],
     )
     instance_number = _int(ds, "InstanceNumber")
     for i in range(n_frames):

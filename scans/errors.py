@@ -24,6 +24,14 @@ class UnsupportedFileType(ScanError):
     code = "unsupported_type"
 
 
+class NotAnImage(UnsupportedFileType):
+    """A valid DICOM object whose SOP class is not an image the portal stores as slices
+    (SEG, SR, PR, KO, RT, encapsulated PDF...). Inside a folder or zip it is listed as
+    rejected; uploaded on its own it answers 415."""
+
+    code = "not_an_image"
+
+
 class TooLarge(ScanError):
     status = 413
     code = "too_large"

@@ -30,7 +30,7 @@ from django.utils import timezone
 from pydicom.uid import generate_uid
 
 from scans import archive, dicom
-from scans.errors import CorruptFile, NoImages, PatientMismatch, TooLarge, UnsupportedFileType
+from scans.errors import CorruptFile, NoImages, NotAnImage, PatientMismatch, TooLarge, UnsupportedFileType
 from scans.models import Patient, Series, Slice, SourceFormat, Study
 from scans.validation import DICOM, JPEG, PNG, ZIP, open_raster, sniff
 
@@ -345,7 +345,8 @@ def import_files(
                 say(f"[{n}/{len(expanded)}] {source.name}: skipped ({skip.reason})")
                 continue
             except UnsupportedFileType as exc:
-                if not _skippable(source):
+                # a SEG/SR/PR... among other files is listed; uploaded alone it answers 415
+                if not _skippable(source) and not (len(expanded) > 1 and isinstance(exc, NotAnImage)):
                     raise
                 result.rejected.append({"file": exc.filename, "reason": f"{exc.message}: skipped"})
                 say(f"[{n}/{len(expanded)}] {source.name}: skipped ({exc.message})")
@@ -386,6 +387,10 @@ def _store(parsed: list[_Parsed], patient: Patient, uploaded_by: Any, patient_su
                 )
                 if series.study_id != study.pk:
                     raise CorruptFile(first_name, "this SeriesInstanceUID already belongs to a different study")
+                reason = series_fields.get("scope_reason", "")
+                if reason and not series.scope_reason:  # new instances put an existing series out of scope
+                    series.scope_reason = reason
+                    series.save(update_fields=["scope_reason"])
                 new_ids = _store_slices(series, entries, patient, writer)
                 result.new_slice_ids.extend(new_ids)
                 touched[study.pk] = study
@@ -408,6 +413,7 @@ def _groups(parsed: list[_Parsed], patient: Patient):
     """(study fields, series fields, [(item, frame)]) per series, in a stable order."""
     by_series: dict[tuple[str, str], list] = {}
     heads: dict[tuple[str, str], dicom.DicomObject] = {}
+    reasons: dict[tuple[str, str], str] = {}
     rasters: list[_Parsed] = []
     for item in parsed:
         if item.dicom is None:
@@ -415,6 +421,8 @@ def _groups(parsed: list[_Parsed], patient: Patient):
             continue
         key = (item.dicom.study_instance_uid, item.dicom.series_instance_uid)
         heads.setdefault(key, item.dicom)
+        if item.dicom.scope_reason:  # one out-of-scope instance puts its series out of scope
+            reasons.setdefault(key, item.dicom.scope_reason)
         by_series.setdefault(key, []).extend((item, frame) for frame in item.dicom.frames)
     for key, entries in by_series.items():
         head = heads[key]
@@ -433,6 +441,7 @@ def _groups(parsed: list[_Parsed], patient: Patient):
                 "series_number": head.series_number,
                 "description": head.series_description,
                 "modality": head.modality or "MR",
+                "scope_reason": reasons.get(key, ""),
             },
             entries,
         )

@@ -169,6 +169,9 @@ class Series(models.Model):
     series_number = models.IntegerField(null=True, blank=True)
     description = models.CharField(max_length=200, blank=True)
     modality = models.CharField(max_length=16, blank=True, default="MR")
+    # Set at import from the DICOM header (scans.scope.assess): why the AI must not label this
+    # series ("outside the model's scope: modality CT"). Empty: in scope as far as the header tells.
+    scope_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -224,17 +227,22 @@ class Slice(models.Model):
 # --- AI prediction -------------------------------------------------------------------------
 
 
+OUTSIDE_TRAINING = "outside what the model was trained on (image check)"
+
+
 class Prediction(models.Model):
     """The classifier's result for one series by one model version."""
 
     series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="predictions")
     model_name = models.CharField(max_length=64)
     model_version = models.CharField(max_length=64)
-    # Empty when the series is not a brain MRI: the model then gives no tumour class.
+    # Empty when the series is outside the AI's scope: the model then gives no tumour class.
     label = models.CharField(max_length=16, blank=True, choices=TumourClass.choices)
     probabilities = models.JSONField(default=dict)
     confidence = models.FloatField()
+    # False: outside the AI's scope (header rule or image check); scope_reason says why.
     is_brain_mri = models.BooleanField(default=True)
+    scope_reason = models.CharField(max_length=200, blank=True)
     key_slice = models.ForeignKey(Slice, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     aggregation = models.TextField(blank=True)
     runtime_ms = models.FloatField(null=True, blank=True)
@@ -257,6 +265,13 @@ class Prediction(models.Model):
     @property
     def flags_tumour(self) -> bool:
         return self.is_brain_mri and self.label not in ("", TumourClass.NOTUMOR)
+
+    @property
+    def out_of_scope_reason(self) -> str:
+        """What the radiologist reads when the AI gives no class; empty when it gives one."""
+        if self.is_brain_mri:
+            return ""
+        return self.scope_reason or OUTSIDE_TRAINING
 
 
 class SlicePrediction(models.Model):

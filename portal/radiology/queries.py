@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce, NullIf
 from django.utils.translation import gettext_lazy as _
 
-from scans.models import TUMOUR_CLASSES, Prediction, Study, StudyStatus, TumourClass
+from scans.models import OUTSIDE_TRAINING, TUMOUR_CLASSES, Prediction, Study, StudyStatus, TumourClass
 
 # A flagged tumour at or above this calibrated confidence goes to the top of the worklist.
 HIGH_CONFIDENCE = 0.80
@@ -17,11 +18,11 @@ HIGH_CONFIDENCE = 0.80
 # Urgency tiers, most urgent first; within a tier the oldest study comes first.
 TIER_URGENT = 0  # AI flags a tumour with high confidence
 TIER_FLAGGED = 1  # AI flags a tumour with lower confidence
-TIER_NOT_MRI = 2  # the model says this is not a brain MRI: a human must look
+TIER_NOT_MRI = 2  # outside the AI's scope (scans.scope or the image check): a human must look
 TIER_ROUTINE = 3  # no tumour, or no AI result yet
 
 NOT_MRI = "not_mri"
-AI_CLASS_CHOICES = [*TumourClass.choices, (NOT_MRI, _("Not a brain MRI"))]
+AI_CLASS_CHOICES = [*TumourClass.choices, (NOT_MRI, _("Outside the AI's scope"))]
 DEFAULT_STATUS = StudyStatus.AWAITING_REVIEW.value
 ALL_STATUSES = "all"
 
@@ -48,6 +49,7 @@ def with_ai_result(qs: QuerySet[Study]) -> QuerySet[Study]:
         ai_confidence=Subquery(primary.values("confidence")[:1]),
         ai_is_brain_mri=Subquery(primary.values("is_brain_mri")[:1]),
         ai_model_version=Subquery(primary.values("model_version")[:1]),
+        ai_scope_reason=Coalesce(NullIf(Subquery(primary.values("scope_reason")[:1]), Value("")), Value(OUTSIDE_TRAINING)),
     ).annotate(
         urgency=Case(
             When(

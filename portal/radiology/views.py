@@ -142,7 +142,7 @@ def _study_context(request: HttpRequest, study, *, form_errors: dict[str, str] |
         "viewer_data": viewer,
         "slice_rows": slice_rows,
         "key_slice_row": next((r for r in slice_rows if r["is_key"]), None),
-        "not_brain_mri": any(p is not None and not p.is_brain_mri for p in latest.values()),
+        "out_of_scope": [(s, p.out_of_scope_reason) for s in series_list if (p := latest.get(s.pk)) and not p.is_brain_mri],
         "reviews": reviews,
         "latest_review": latest_review,
         "notes": ClinicalNote.objects.filter(study=study).select_related("author"),

@@ -378,9 +378,13 @@ def _classify(job: Job) -> None:
     version = getattr(predictor, "model_version", None)
     if version is not None and Prediction.objects.filter(series=series, model_version=str(version)).exists():
         return  # already classified by this model (e.g. a duplicate job)
-    pixels = [slice_pixels(sl) for sl in slices]
     t0 = time.perf_counter()
-    result = predictor.predict_series(pixels, heatmaps=True)
+    if series.scope_reason:  # the header rules (scans.scope) put it out of scope: the model never runs
+        from inference.series import out_of_scope
+
+        result = out_of_scope(series.scope_reason, predictor.model_name, str(version))
+    else:
+        result = predictor.predict_series([slice_pixels(sl) for sl in slices], heatmaps=True)
     runtime_ms = (time.perf_counter() - t0) * 1000.0
     _test_hooks(series)
     _store_prediction(job, series, slices, result, runtime_ms)
@@ -445,6 +449,7 @@ def _store_prediction(job: Job, series: Series, slices: list, result: Any, runti
                 probabilities=_probabilities(result.probabilities),
                 confidence=confidence,
                 is_brain_mri=is_mri,
+                scope_reason="" if is_mri else str(getattr(result, "scope_reason", "") or "")[:200],
                 key_slice=key_slice,
                 aggregation=str(result.aggregation or ""),
                 runtime_ms=runtime_ms,

@@ -199,7 +199,7 @@ def test_dicomdir_and_non_image_objects_are_skipped_with_reason(media):
         [("report.dcm", b.to_bytes(sr)), ("DICOMDIR", b.to_bytes(dicomdir)), ("ok.dcm", b.dicom_bytes())], patient=patient
     )
     reasons = {r["file"]: r["reason"] for r in result.rejected}
-    assert "not an image object (Basic Text SR Storage)" in reasons["report.dcm"]
+    assert "Basic Text SR Storage (1.2.840.10008.5.1.4.1.1.88.11) is not an image" in reasons["report.dcm"]
     assert "DICOMDIR" in reasons["DICOMDIR"]
     assert Slice.objects.count() == 1
 

@@ -151,7 +151,8 @@ def test_study_page_without_heatmaps_has_none(staff_client, alice_record):
 def test_not_brain_mri_banner(staff_client, alice_record):
     s = make_study(alice_record, label="")
     body = staff_client.get(reverse("radiology:study", args=[s.pk])).content.decode()
-    assert 'data-testid="not-brain-mri"' in body and "Not a brain MRI" in body
+    assert 'data-testid="not-brain-mri"' in body and "Outside the AI's scope." in body
+    assert "outside what the model was trained on" in body  # the reason, not "not an MRI"
     # Confirm is not offered: there is no AI class to confirm.
     assert 'value="confirm"' not in body
 
