@@ -397,6 +397,7 @@ class PatientExplanation(models.Model):
 class JobKind(models.TextChoices):
     CLASSIFY = "classify", _("Classification")
     EXPLAIN = "explain", _("Explanation")
+    SEND = "send", _("Send to PACS")
 
 
 class JobState(models.TextChoices):

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "axes",
     "accounts",
     "scans",
+    "hospital",
     "inference",
     "portal",
 ]
@@ -193,6 +194,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "portal.tasks.classify_series": {"queue": "inference"},
     "portal.tasks.explain_study": {"queue": "llm"},
+    "portal.tasks.send_dicom": {"queue": "default"},
 }
 # The longest task (a large series with heat maps on a CPU) stays well under this; a message
 # whose worker vanished is redelivered after it. The sweeper is the backstop for lost ones.
@@ -207,6 +209,29 @@ CELERY_BEAT_SCHEDULE = {
 }
 JOB_STALE_AFTER_SECONDS = env_int("JOB_STALE_AFTER_SECONDS", 300)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3)
+
+# --- Hospital integration (DICOM, see docs/dicom-conformance.md) ----------------------------
+# The listener's own AE title and port (manage.py dicom_listener; options override them).
+DICOM_AE_TITLE = env_str("DICOM_AE_TITLE", "BRAINPORTAL")
+DICOM_PORT = env_int("DICOM_PORT", 11112)
+DICOM_BIND_ADDRESS = env_str("DICOM_BIND_ADDRESS", "127.0.0.1")
+# Callers allowed to associate, as "AE_TITLE@host" (host may be "*"). Empty: the embedded
+# default, where any caller connecting from 127.0.0.1 is accepted. Remote nodes marked
+# "may send" on the administration page are allowed as well.
+DICOM_ALLOWED_CALLERS = env_list("DICOM_ALLOWED_CALLERS", [])
+# Received instances wait in this folder until their association ends (or is quiet).
+DICOM_SPOOL_DIR = Path(env_str("DICOM_SPOOL_DIR", str(VAR_DIR / "dicom-spool")))
+# A study is processed when its association ends, or after this many seconds without a
+# new instance on an association that stays open.
+DICOM_QUIET_SECONDS = env_float("DICOM_QUIET_SECONDS", 10.0)
+# Unsigned AI results go to the PACS only when this is on (then marked preliminary).
+DICOM_SEND_PRELIMINARY = env_bool("DICOM_SEND_PRELIMINARY", False)
+# A PACS may be down for a while: send jobs get more attempts than other jobs.
+DICOM_SEND_MAX_ATTEMPTS = env_int("DICOM_SEND_MAX_ATTEMPTS", 20)
+DICOM_NETWORK_TIMEOUT_SECONDS = env_float("DICOM_NETWORK_TIMEOUT_SECONDS", 30.0)
+# Root under which the portal's UIDs (SR, secondary capture) are generated.
+DICOM_UID_PREFIX = env_str("DICOM_UID_PREFIX", "")
+DICOM_INSTITUTION = env_str("DICOM_INSTITUTION", "Brain MRI portal")
 
 # --- Inference ---------------------------------------------------------------------------------
 INFERENCE_MODELS_DIR = Path(env_str("INFERENCE_MODELS_DIR", str(BASE_DIR / "inference" / "artifacts")))
