@@ -379,3 +379,32 @@ def to_display(
     if str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1":
         display = 255 - display
     return display
+
+
+MAX_TAG_VALUE = 200
+
+
+def header_tags(data: bytes, filename: str) -> list[dict[str, str]]:
+    """The file's header for the viewer's tag panel: one row per element (file meta first),
+    pixel data left out, sequences shown as their item count, long values shortened."""
+    with corrupt_on_error(filename):
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True, force=False)
+        rows = []
+        for element in [*ds.file_meta, *ds]:
+            if element.tag.group == 0x7FE0:
+                continue
+            if element.VR == "SQ":
+                value = f"sequence of {len(element.value)} item(s)"
+            elif element.VR in ("OB", "OW", "OF", "OD", "OL", "UN"):
+                value = f"binary, {len(element.value or b'')} bytes"
+            else:
+                value = str(element.value)
+            if len(value) > MAX_TAG_VALUE:
+                value = value[: MAX_TAG_VALUE - 1] + "…"
+            rows.append({
+                "tag": f"({element.tag.group:04X},{element.tag.element:04X})",
+                "name": element.name,
+                "vr": element.VR,
+                "value": value,
+            })
+        return rows

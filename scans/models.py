@@ -6,11 +6,13 @@ store a state the portal does not understand.
 """
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -23,6 +25,17 @@ class TumourClass(models.TextChoices):
     MENINGIOMA = "meningioma", _("Meningioma")
     NOTUMOR = "notumor", _("No tumour")
     PITUITARY = "pituitary", _("Pituitary tumour")
+
+
+def class_label(code: str | None) -> str:
+    """The one display mapping for class codes: "notumor" → "No tumour"; an empty code (the AI
+    gave no class: outside its scope) → "No AI class"."""
+    if not code:
+        return str(_("No AI class"))
+    try:
+        return str(TumourClass(code).label)
+    except ValueError:
+        return code
 
 
 # --- Patient ---------------------------------------------------------------------------------
@@ -63,6 +76,11 @@ class Patient(models.Model):
 
 
 # --- Study -----------------------------------------------------------------------------------
+
+
+# DICOM Modality codes in words, for patients and titles.
+MODALITY_NAMES = {"MR": _("MRI"), "CT": _("CT"), "PT": _("PET"), "US": _("Ultrasound"), "CR": _("X-ray"),
+                  "DX": _("X-ray"), "OT": _("Uploaded images")}
 
 
 class StudyStatus(models.TextChoices):
@@ -147,6 +165,28 @@ class Study(models.Model):
     @property
     def is_released(self) -> bool:
         return self.status in (StudyStatus.SIGNED, StudyStatus.AMENDED)
+
+    @property
+    def scan_date(self) -> date:
+        """The day of the scan: the DICOM StudyDate, else the day it was stored."""
+        return self.study_date or timezone.localdate(self.created_at)
+
+    @property
+    def modality_name(self) -> str:
+        return str(MODALITY_NAMES.get(self.modality, self.modality or _("Scan")))
+
+    @property
+    def body_part_name(self) -> str:
+        """BodyPartExamined in words ("HEAD_NECK" → "head neck"); empty when unknown."""
+        return self.body_part.replace("_", " ").lower()
+
+    def previous_study(self) -> "Study | None":
+        """The patient's study scanned before this one (the viewer compares the two)."""
+        day = Coalesce("study_date", TruncDate("created_at"))
+        earlier = Study.objects.filter(patient_id=self.patient_id).exclude(pk=self.pk).annotate(day=day)
+        mine = self.scan_date
+        earlier = earlier.filter(Q(day__lt=mine) | Q(day=mine, created_at__lt=self.created_at))
+        return earlier.order_by("-day", "-created_at", "-pk").first()
 
     def transition_to(self, new_status: str, detail: str = "") -> None:
         """Move to `new_status` if the state machine allows it, and save."""

@@ -17,6 +17,7 @@ from accounts.audit import record
 from scans import imaging
 from scans.access import get_series_for, get_slice_for, require_clinical_staff
 from scans.deid import UidMapper, deidentify_dataset, pseudonym
+from scans.dicom import header_tags
 from scans.errors import ScanError
 from scans.models import SlicePrediction, SourceFormat
 
@@ -106,6 +107,25 @@ def slice_heatmap(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404
     record("slice.heatmap", request=request, obj=sl, patient_id=sl.series.study.patient_id, prediction=result.prediction_id)
     return _png_response(data, f"slice-{sl.pk}-heatmap.png")
+
+
+@require_GET
+@login_required
+def slice_tags(request: HttpRequest, pk: int) -> JsonResponse:
+    """Staff only: the DICOM header of the slice's file for the viewer's tag panel (a JPEG or
+    PNG upload has none: an empty list)."""
+    require_clinical_staff(request.user)
+    sl = get_slice_for(request.user, pk)
+    tags: list[dict[str, str]] = []
+    if sl.source_format == SourceFormat.DICOM:
+        try:
+            tags = header_tags(imaging.read_verified(sl.file, sl.sha256, sl.original_filename), sl.original_filename)
+        except ScanError as exc:
+            return _error(exc)
+    record("slice.tags", request=request, obj=sl, patient_id=sl.series.study.patient_id)
+    response = JsonResponse({"slice": sl.pk, "format": sl.source_format, "tags": tags})
+    response["Cache-Control"] = "private, max-age=300"
+    return response
 
 
 def build_series_export(series) -> bytes:

@@ -106,6 +106,7 @@ def _viewer_data(series: Series, prediction: Prediction | None) -> dict[str, Any
                 "location": sl.slice_location,
                 "image": reverse("scans:slice_image", args=[sl.pk]),
                 "thumbnail": reverse("scans:slice_thumbnail", args=[sl.pk]),
+                "tags": reverse("scans:slice_tags", args=[sl.pk]),
                 "heatmap": reverse("scans:slice_heatmap", args=[sl.pk]) if result and result.heatmap else None,
                 "wc": sl.window_center,
                 "ww": sl.window_width,
@@ -118,6 +119,42 @@ def _viewer_data(series: Series, prediction: Prediction | None) -> dict[str, Any
     return {"series": series.pk, "slices": slices}
 
 
+def _series_thumbnail(series: Series, prediction: Prediction | None) -> str | None:
+    """The series' key slice (else its middle slice) as a thumbnail URL."""
+    if prediction is not None and prediction.key_slice_id:
+        return reverse("scans:slice_thumbnail", args=[prediction.key_slice_id])
+    ids = list(series.ordered_slices().values_list("pk", flat=True))
+    return reverse("scans:slice_thumbnail", args=[ids[len(ids) // 2]]) if ids else None
+
+
+def _compare_data(study) -> dict[str, Any] | None:
+    """The patient's previous study for the side-by-side pane: its primary series (the one
+    the AI result came from), starting at the key slice."""
+    previous = study.previous_study()
+    if previous is None:
+        return None
+    primary = review_service.primary_prediction(previous)
+    series = primary.series if primary is not None else previous.series.first()
+    if series is None:
+        return None
+    ids = list(series.ordered_slices().values_list("pk", flat=True))
+    if not ids:
+        return None
+    review = previous.latest_review()
+    return {
+        "study": previous.pk,
+        "url": reverse("radiology:study", args=[previous.pk]),
+        "label": " · ".join(filter(None, [
+            previous.description or previous.modality_name,
+            previous.scan_date.isoformat(),
+            series.description,
+            review.get_final_class_display() if review else previous.get_status_display(),
+        ])),
+        "start": ids.index(primary.key_slice_id) if primary is not None and primary.key_slice_id in ids else len(ids) // 2,
+        "slices": [reverse("scans:slice_image", args=[pk]) for pk in ids],
+    }
+
+
 def _study_context(request: HttpRequest, study, *, form_errors: dict[str, str] | None = None, posted=None) -> dict:
     series_list = list(study.series.all())
     latest = {p.series_id: p for p in review_service.latest_predictions(study)}
@@ -127,6 +164,7 @@ def _study_context(request: HttpRequest, study, *, form_errors: dict[str, str] |
         selected = next((s for s in series_list if s.pk == int(wanted)), selected)
     prediction = latest.get(selected.pk) if selected else None
     viewer = _viewer_data(selected, prediction) if selected else {"series": None, "slices": []}
+    viewer["compare"] = _compare_data(study) if selected else None
     slice_rows = viewer["slices"]
     primary = review_service.primary_prediction(study)
     reviews = list(study.reviews.select_related("author", "prediction").order_by("-version"))
@@ -135,7 +173,9 @@ def _study_context(request: HttpRequest, study, *, form_errors: dict[str, str] |
     return {
         "study": study,
         "patient": study.patient,
-        "series_rows": [(s, latest.get(s.pk), s.slices.count()) for s in series_list],
+        "series_rows": [
+            (s, latest.get(s.pk), s.slices.count(), _series_thumbnail(s, latest.get(s.pk))) for s in series_list
+        ],
         "selected_series": selected,
         "prediction": prediction,
         "primary": primary,

@@ -5,27 +5,11 @@
  * (scans:slice_image?wc=&ww=); heat maps come from scans:slice_heatmap.
  *
  * Controls: mouse wheel / arrow keys / Page Up / Page Down / Home / End / slider change the
- * slice; drag adjusts window (horizontal) and level (vertical); presets; + / - / 0 zoom;
- * H toggles the heat map; K jumps to the key slice.
+ * slice; drag adjusts window (horizontal) and level (vertical); Shift + drag or the Pan tool
+ * pans; Ctrl + wheel zooms about the pointer, + / - / 0 and the buttons about the centre;
+ * H toggles the heat map; K jumps to the key slice; I inverts; P plays the series (cine).
+ * The tag panel and the comparison pane live in viewer-panels.js.
  */
-(function () {
-  "use strict";
-
-  // --- Review form: the override fields matter only when "override" is chosen -------------
-  document.querySelectorAll("form.review-form").forEach(function (form) {
-    var fields = form.querySelector("[data-override-fields]");
-    if (!fields) { return; }
-    function sync() {
-      var chosen = form.querySelector("input[name=decision]:checked");
-      var override = !chosen || chosen.value === "override";
-      fields.hidden = !override;
-      fields.querySelectorAll("select, textarea").forEach(function (el) { el.disabled = !override; });
-    }
-    form.querySelectorAll("input[name=decision]").forEach(function (r) { r.addEventListener("change", sync); });
-    sync();
-  });
-}());
-
 (function () {
   "use strict";
 
@@ -204,7 +188,9 @@
       }
     }
     preloadNeighbours();
+    listeners.forEach(function (cb) { cb(s, state.index, slices.length); });
   }
+  var listeners = [];
 
   function go(index) {
     var next = Math.max(0, Math.min(slices.length - 1, index));
@@ -227,13 +213,76 @@
     render();
   }
 
+  // --- Zoom and pan: one CSS transform on the stack (translate, then scale) -------------
+  // A point p of the viewport shows image point (p - t) / z; zooming about p keeps it fixed.
+  var MAX_ZOOM = 8;
+  var view = { z: 1, tx: 0, ty: 0 };
+  function applyView() {
+    if (view.z <= 1) { view.z = 1; view.tx = 0; view.ty = 0; }
+    stack.style.transform = "translate(" + view.tx + "px, " + view.ty + "px) scale(" + view.z + ")";
+    viewport.classList.toggle("zoomed", view.z > 1);
+    zoomOut.textContent = Math.round(view.z * 100) + "%";
+    viewer.dataset.zoom = String(view.z);
+    viewer.dataset.pan = Math.round(view.tx) + "," + Math.round(view.ty);
+  }
+  function zoomAbout(z, px, py) {
+    z = Math.max(1, Math.min(MAX_ZOOM, z));
+    if (px === undefined) { px = viewport.clientWidth / 2; py = viewport.clientHeight / 2; }
+    view.tx = px - (px - view.tx) * z / view.z;
+    view.ty = py - (py - view.ty) * z / view.z;
+    view.z = z;
+    applyView();
+  }
   function setZoom(step) {
     state.zoom = Math.max(0, Math.min(ZOOM_STEPS.length - 1, step));
-    var z = ZOOM_STEPS[state.zoom];
-    stack.style.width = (z * 100) + "%";
-    viewport.classList.toggle("zoomed", z > 1);
-    zoomOut.textContent = Math.round(z * 100) + "%";
+    zoomAbout(ZOOM_STEPS[state.zoom]);
   }
+  function stepZoom(direction) {
+    // The next preset step above or below the current (possibly in-between) zoom.
+    var i = 0;
+    if (direction > 0) { while (i < ZOOM_STEPS.length - 1 && ZOOM_STEPS[i] <= view.z + 1e-6) { i++; } }
+    else { i = ZOOM_STEPS.length - 1; while (i > 0 && ZOOM_STEPS[i] >= view.z - 1e-6) { i--; } }
+    setZoom(i);
+  }
+  function panBy(dx, dy) {
+    if (view.z <= 1) { return; }
+    view.tx += dx; view.ty += dy;
+    applyView();
+  }
+
+  // --- Invert and cine --------------------------------------------------------------------
+  var invertToggle = document.getElementById("invert-toggle");
+  function toggleInvert() {
+    var on = !viewer.classList.contains("inverted");
+    viewer.classList.toggle("inverted", on);
+    invertToggle.setAttribute("aria-pressed", on ? "true" : "false");
+  }
+  var cineToggle = document.getElementById("cine-toggle");
+  var cineFps = document.getElementById("cine-fps");
+  var cineTimer = null;
+  function stopCine() {
+    if (cineTimer) { clearInterval(cineTimer); cineTimer = null; }
+    cineToggle.setAttribute("aria-pressed", "false");
+    cineToggle.textContent = cineToggle.dataset.play || "Play";
+  }
+  function startCine() {
+    stopCine();
+    cineToggle.setAttribute("aria-pressed", "true");
+    cineToggle.textContent = cineToggle.dataset.pause || "Pause";
+    cineTimer = setInterval(function () {
+      go(state.index + 1 < slices.length ? state.index + 1 : 0);
+    }, 1000 / Number(cineFps.value || 8));
+  }
+  function toggleCine() { if (cineTimer) { stopCine(); } else { startCine(); } }
+  cineToggle.addEventListener("click", toggleCine);
+  cineFps.addEventListener("change", function () { if (cineTimer) { startCine(); } });
+  invertToggle.addEventListener("click", toggleInvert);
+  var panTool = document.getElementById("pan-tool");
+  panTool.addEventListener("click", function () {
+    var on = panTool.getAttribute("aria-pressed") !== "true";
+    panTool.setAttribute("aria-pressed", on ? "true" : "false");
+    viewport.classList.toggle("pan-mode", on);
+  });
 
   function toggleOverlay(on) {
     state.overlayOn = typeof on === "boolean" ? on : !state.overlayOn;
@@ -245,8 +294,12 @@
   // One slice per wheel notch; trackpads (many small deltas) move one slice per 40 px.
   var wheelAccum = 0;
   viewport.addEventListener("wheel", function (e) {
-    if (e.ctrlKey) { return; } // leave pinch-zoom / browser zoom alone
     e.preventDefault();
+    if (e.ctrlKey) { // Ctrl + wheel (and trackpad pinch) zooms about the pointer
+      var r = viewport.getBoundingClientRect();
+      zoomAbout(view.z * Math.exp(-e.deltaY * (e.deltaMode === 0 ? 0.002 : 0.08)), e.clientX - r.left, e.clientY - r.top);
+      return;
+    }
     wheelAccum += e.deltaMode === 0 ? e.deltaY : e.deltaY * 40;
     if (Math.abs(wheelAccum) >= 40) {
       go(state.index + Math.sign(wheelAccum));
@@ -264,9 +317,11 @@
       case "PageUp": go(state.index - PAGE_STEP); break;
       case "Home": go(0); break;
       case "End": go(slices.length - 1); break;
-      case "+": case "=": setZoom(state.zoom + 1); break;
-      case "-": case "_": setZoom(state.zoom - 1); break;
+      case "+": case "=": stepZoom(1); break;
+      case "-": case "_": stepZoom(-1); break;
       case "0": setZoom(0); break;
+      case "i": case "I": toggleInvert(); break;
+      case "p": case "P": toggleCine(); break;
       case "h": case "H": toggleOverlay(); break;
       case "k": case "K": jumpKey(); break;
       default: handled = false;
@@ -285,7 +340,8 @@
     viewport.focus();
     var b = baseWindow(slices[state.index]);
     drag = {
-      x: e.clientX, y: e.clientY,
+      x: e.clientX, y: e.clientY, lastX: e.clientX, lastY: e.clientY,
+      pan: e.shiftKey || viewport.classList.contains("pan-mode"),
       wc: state.wc === null ? b.center : state.wc,
       ww: state.ww === null ? b.width : state.ww,
       scale: b.width / 256
@@ -294,6 +350,11 @@
   });
   viewport.addEventListener("pointermove", function (e) {
     if (!drag) { return; }
+    if (drag.pan) {
+      panBy(e.clientX - drag.lastX, e.clientY - drag.lastY);
+      drag.lastX = e.clientX; drag.lastY = e.clientY;
+      return;
+    }
     var dx = e.clientX - drag.x, dy = e.clientY - drag.y;
     if (Math.abs(dx) + Math.abs(dy) < 3) { return; }
     state.ww = Math.max(1, drag.ww + dx * drag.scale * 2);
@@ -308,10 +369,11 @@
   });
   function endDrag(e) {
     if (!drag) { return; }
+    var panned = drag.pan;
     drag = null;
     if (viewport.hasPointerCapture && viewport.hasPointerCapture(e.pointerId)) { viewport.releasePointerCapture(e.pointerId); }
     if (pending) { clearTimeout(pending); pending = null; }
-    render();
+    if (!panned) { render(); }
   }
   viewport.addEventListener("pointerup", endDrag);
   viewport.addEventListener("pointercancel", endDrag);
@@ -323,7 +385,7 @@
   viewer.querySelectorAll("[data-zoom]").forEach(function (btn) {
     btn.addEventListener("click", function () {
       var what = btn.dataset.zoom;
-      setZoom(what === "in" ? state.zoom + 1 : what === "out" ? state.zoom - 1 : 0);
+      if (what === "reset") { setZoom(0); } else { stepZoom(what === "in" ? 1 : -1); }
     });
   });
   overlayToggle.addEventListener("click", function () { toggleOverlay(); });
@@ -348,6 +410,11 @@
     });
   }
 
+  // For viewer-panels.js (tag panel, comparison): the current slice and slice changes.
+  window.portalViewer = {
+    onSlice: function (cb) { listeners.push(cb); cb(slices[state.index], state.index, slices.length); },
+    go: go
+  };
   setZoom(0);
   render();
   viewer.dataset.ready = "true";

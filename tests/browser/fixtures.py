@@ -57,3 +57,46 @@ def log_in(page, email: str, password: str = TEST_PASSWORD) -> None:
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_load_state("networkidle")
+
+
+def wait_js(page, expression: str, timeout: float = 15.0) -> None:
+    """Poll a JS expression from Python: page.wait_for_function evaluates strings in the page,
+    which the portal's CSP (no 'unsafe-eval') forbids."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        page.wait_for_timeout(50)
+
+
+# `PORTAL_SCREENSHOTS=docs/screenshots make test PYTEST_ARGS="-m browser"` refreshes the
+# screenshots in the docs (docs/screenshots/README.md); without it nothing is written.
+SCREENSHOT_DIR = os.environ.get("PORTAL_SCREENSHOTS", "")
+SCREENSHOT_WIDTH = 960
+
+
+def screenshot(page, name: str, *, full_page: bool = False) -> None:
+    """A small JPEG of the page (downscaled to SCREENSHOT_WIDTH) when PORTAL_SCREENSHOTS is set."""
+    if not SCREENSHOT_DIR:
+        return
+    import io
+
+    from PIL import Image
+
+    raw = page.screenshot(full_page=full_page, type="png")
+    image = Image.open(io.BytesIO(raw)).convert("RGB")
+    if image.width > SCREENSHOT_WIDTH:
+        image = image.resize((SCREENSHOT_WIDTH, round(image.height * SCREENSHOT_WIDTH / image.width)), Image.LANCZOS)
+    Path(SCREENSHOT_DIR).mkdir(parents=True, exist_ok=True)
+    image.save(Path(SCREENSHOT_DIR) / f"{name}.jpg", "JPEG", quality=72, optimize=True)
+
+
+@pytest.fixture
+def demo_studies(radiologist, patient_alice):
+    """The seed_demo studies (generated images: fast, and no ../shared needed) for Alice,
+    signed by the named radiologist: [prior signed, current awaiting review, CT out of scope]."""
+    from portal.demo import seed_studies
+
+    return seed_studies(patient_alice.patient_record, radiologist, lambda line: None, shared=None)

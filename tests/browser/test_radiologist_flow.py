@@ -4,7 +4,6 @@ report with the radiologist's class, not the AI's."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from django.urls import NoReverseMatch, reverse
 
 from scans.models import Review, SlicePrediction, StudyStatus
 from tests.browser.conftest import log_in
+from tests.browser.fixtures import wait_js as _wait_js
 from tests.factories import make_study
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -35,16 +35,6 @@ def _study_with_heatmaps(patient_record):
     for sp in SlicePrediction.objects.filter(slice__series__study=study):
         sp.heatmap.save(f"hm{sp.slice_id}.png", ContentFile(_heatmap_png()), save=True)
     return study
-
-
-def _wait_js(page, expression: str, timeout: float = 15.0) -> None:
-    """Poll a JS expression from Python: page.wait_for_function evaluates strings in the page,
-    which the portal's CSP (no 'unsafe-eval') forbids."""
-    deadline = time.monotonic() + timeout
-    while not page.evaluate(expression):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {expression}")
-        page.wait_for_timeout(50)
 
 
 def _slice_index(page) -> int:
