@@ -260,7 +260,7 @@ def test_patient_history_timeline(staff_client, radiologist, alice_record, study
     body = response.content.decode()
     assert [e["study"].pk for e in response.context["timeline"]] == [study.pk, older.pk]
     assert body.count('data-testid="history-review"') == 2
-    assert "Follow up in 3 months" in body and "Meningioma" in body and "notumor" in body
+    assert "Follow up in 3 months" in body and "Meningioma" in body and "No tumour" in body and ">notumor<" not in body
     assert AuditEvent.objects.filter(action="radiology.patient_history.view", patient_id=alice_record.pk).count() == 1
 
 
