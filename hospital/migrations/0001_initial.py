@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('scans', '0002_alter_job_kind'),
+        ('scans', '0003_scope_reason'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
