@@ -79,6 +79,14 @@ class User(AbstractBaseUser, PermissionsMixin):
         """Radiologists and administrators may see every study of the site."""
         return self.role in (Role.RADIOLOGIST, Role.ADMINISTRATOR)
 
+    @property
+    def may_report(self) -> bool:
+        """THE reporting permission: sign, amend, decide "cannot be assessed", write notes and
+        request patient explanations. Only an active radiologist; administrators manage
+        accounts and never write clinical content. Every view, API endpoint, service and
+        template asks this property (see scans.access.require_reporter)."""
+        return self.is_active and self.role == Role.RADIOLOGIST
+
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def for_object(self, object_type: str, object_id: object) -> "AuditEventQuerySet":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
@@ -38,3 +39,12 @@ def require_clinical_staff(user: Any) -> None:
     """Radiologist and administrator pages: any other user gets 404 like a missing page."""
     if not (user.is_authenticated and user.is_active and user.is_clinical_staff):
         raise Http404
+
+
+def require_reporter(user: Any) -> None:
+    """Reporting actions (sign, amend, notes, explanations): 404 for anyone who may not see
+    the radiology area, 403 for clinical staff who see it but may not report
+    (administrators). The rule itself is accounts.models.User.may_report."""
+    require_clinical_staff(user)
+    if not user.may_report:
+        raise PermissionDenied("Only a radiologist may sign, amend or add to a report.")

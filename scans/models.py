@@ -370,6 +370,11 @@ class Review(models.Model):
     def is_amendment(self) -> bool:
         return self.version > 1
 
+    @property
+    def signed_by_name(self) -> str:
+        """The signing radiologist as the patient's report names them."""
+        return self.author.full_name or self.author.email
+
 
 class AppendOnlyModel(models.Model):
     class Meta:

@@ -86,6 +86,11 @@ def radiologist(db):
 
 
 @pytest.fixture
+def second_radiologist(db):
+    return _make_user("sam@example.org", "radiologist", "Dr Sam Second")
+
+
+@pytest.fixture
 def administrator(db):
     return _make_user("ada@example.org", "administrator", "Ada Administrator", is_staff=True)
 

@@ -83,6 +83,19 @@ def mentioned_classes(text: str) -> set[str]:
     return {cls for cls, pattern in CLASS_PATTERNS.items() if pattern.search(text)}
 
 
+def finding_problems(text: str, final_class: str) -> list[CheckFailure]:
+    """The agreement rule, alone: the text names `final_class` and no other finding. Used on
+    a model's text here and on the text a radiologist approves at sign-off."""
+    named = mentioned_classes(text or "")
+    failures: list[CheckFailure] = []
+    if final_class not in named:
+        failures.append(CheckFailure("class_missing", f"does not name the final class {final_class}"))
+    others = sorted(named - {final_class})
+    if others:
+        failures.append(CheckFailure("class_conflict", f"names another class: {', '.join(others)}"))
+    return failures
+
+
 def check_text(text: str, payload: ExplanationPayload) -> list[CheckFailure]:
     """All problems with `text` as an explanation of `payload` (empty when it passes)."""
     failures: list[CheckFailure] = []
@@ -92,12 +105,7 @@ def check_text(text: str, payload: ExplanationPayload) -> list[CheckFailure]:
     if len(stripped) > MAX_CHARS:
         failures.append(CheckFailure("too_long", f"{len(stripped)} characters, at most {MAX_CHARS} allowed"))
 
-    named = mentioned_classes(stripped)
-    if payload.final_class not in named:
-        failures.append(CheckFailure("class_missing", f"does not name the final class {payload.final_class}"))
-    others = sorted(named - {payload.final_class})
-    if others:
-        failures.append(CheckFailure("class_conflict", f"names another class: {', '.join(others)}"))
+    failures += finding_problems(stripped, payload.final_class)
 
     for code, pattern in TREATMENT_PATTERNS.items():
         match = pattern.search(stripped)

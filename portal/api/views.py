@@ -42,14 +42,17 @@ class ActiveUser(permissions.BasePermission):
         return bool(request.user and request.user.is_authenticated and request.user.is_active)
 
 
-class ClinicalStaffOr404(permissions.BasePermission):
-    """Write actions for radiologists and administrators. Others get 404, as in the pages,
-    so the endpoint does not confirm the study exists."""
+class ReporterOr404(permissions.BasePermission):
+    """Reporting actions (sign, amend, notes): the one rule is User.may_report. Users outside
+    the radiology area get 404, as in the pages, so the endpoint does not confirm the study
+    exists; administrators, who see studies but may not report, get 403."""
+
+    message = "Only a radiologist may sign, amend or add to a report."
 
     def has_permission(self, request: Request, view: Any) -> bool:
         if request.user.is_authenticated and not request.user.is_clinical_staff:
             raise Http404
-        return True
+        return bool(request.user.is_authenticated and request.user.may_report)
 
 
 # --- Token ----------------------------------------------------------------------------------
@@ -218,9 +221,9 @@ CONFLICT = {409: OpenApiResponse(ERR, "The study is in the wrong state for this 
 
 
 class StudyNotes(APIView):
-    """Add a clinical note to a study (radiologists and administrators)."""
+    """Add a clinical note to a study (radiologists only)."""
 
-    permission_classes = [ActiveUser, ClinicalStaffOr404]
+    permission_classes = [ActiveUser, ReporterOr404]
 
     @extend_schema(request=s.NoteCreateSerializer,
                    responses={201: s.NoteSerializer, **BAD_REQUEST, **AUTH_ERRORS, **NOT_FOUND})
@@ -246,7 +249,7 @@ class StudyReviews(APIView):
     """Write a report version: the first sign-off of a study awaiting review, or an
     amendment (a reason is required) of a released one."""
 
-    permission_classes = [ActiveUser, ClinicalStaffOr404]
+    permission_classes = [ActiveUser, ReporterOr404]
 
     @extend_schema(request=s.SignOffSerializer,
                    responses={201: s.ReportSerializer, **BAD_REQUEST, **AUTH_ERRORS, **NOT_FOUND, **CONFLICT})

@@ -66,6 +66,10 @@ def _date(value) -> str:
     return formats.date_format(value, "DATE_FORMAT")
 
 
+def _datetime(value) -> str:
+    return formats.date_format(timezone.localtime(value), "DATETIME_FORMAT")
+
+
 def render_report_pdf(report: "Report") -> bytes:
     s = _styles()
     buffer = io.BytesIO()
@@ -85,6 +89,7 @@ def render_report_pdf(report: "Report") -> bytes:
         story.append(Paragraph(escape(_("For: %(name)s") % {"name": patient.full_name}), s["body"]))
     story.append(Paragraph(escape(_("Scan date: %(date)s") % {"date": _date(report.scan_date)}), s["body"]))
     story.append(Paragraph(escape(_("Report signed: %(date)s") % {"date": _date(report.first_signed_at)}), s["body"]))
+    story.append(Paragraph(escape(_("Signed by %(name)s on %(when)s") % {"name": report.signed_by, "when": _datetime(report.signed_at)}), s["body"]))
     if report.amended:
         story.append(
             Paragraph(
@@ -94,6 +99,10 @@ def render_report_pdf(report: "Report") -> bytes:
         )
     story += [Spacer(1, 4 * mm), Paragraph(escape(_("Finding")), s["h2"])]
     story.append(Paragraph(escape(_("Final finding: %(label)s") % {"label": report.final_class_label}), s["finding"]))
+
+    if report.report_text:
+        story.append(Paragraph(escape(_("Your radiologist's report")), s["h2"]))
+        story += _paragraphs(report.report_text, s["body"])
 
     story.append(Paragraph(escape(_("What it means")), s["h2"]))
     if report.explanation is not None:

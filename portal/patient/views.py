@@ -62,6 +62,15 @@ class Report:
         return self.review.signed_at
 
     @property
+    def signed_by(self) -> str:
+        return self.review.signed_by_name
+
+    @property
+    def report_text(self) -> str:
+        """The radiologist's own report text of the version shown."""
+        return self.review.report_text
+
+    @property
     def scan_date(self) -> date:
         return self.study.study_date or timezone.localdate(self.study.created_at)
 

@@ -18,7 +18,8 @@ from accounts.audit import record
 from accounts.decorators import guarded_view
 from portal.radiology import queries
 from portal.workflow import review as review_service
-from scans.access import get_patient_for, get_study_for, require_clinical_staff
+from portal.workflow.explanations import previews as explanation_previews
+from scans.access import get_patient_for, get_study_for, require_clinical_staff, require_reporter
 from scans.models import (
     ClinicalNote,
     Prediction,
@@ -36,6 +37,11 @@ PROCESSING_STATUSES = (StudyStatus.RECEIVED, StudyStatus.PROCESSING)
 
 def staff_view(*methods: str) -> Callable:
     return guarded_view(require_clinical_staff, *methods)
+
+
+def reporter_view(*methods: str) -> Callable:
+    """Sign, amend, notes, explanations: radiologists only (403 for administrators)."""
+    return guarded_view(require_reporter, *methods)
 
 
 # --- Worklist ---------------------------------------------------------------------------------
@@ -170,6 +176,7 @@ def _study_context(request: HttpRequest, study, *, form_errors: dict[str, str] |
     reviews = list(study.reviews.select_related("author", "prediction").order_by("-version"))
     latest_review = next((r for r in reviews if r.signed_at), None)
     explanation = review_service.latest_explanation(study)
+    previews = explanation_previews(study, explanation) if request.user.may_report else {}
     return {
         "study": study,
         "patient": study.patient,
@@ -187,8 +194,13 @@ def _study_context(request: HttpRequest, study, *, form_errors: dict[str, str] |
         "latest_review": latest_review,
         "notes": ClinicalNote.objects.filter(study=study).select_related("author"),
         "explanation": explanation,
-        "can_sign": study.status == StudyStatus.AWAITING_REVIEW,
-        "can_amend": study.is_released,
+        # The exact patient text for each decision the forms offer (shown before signing).
+        "explanation_previews": previews,
+        "sign_explanation": previews.get(f"{ReviewDecision.CONFIRM}:", "") if primary and primary.is_brain_mri else "",
+        "amend_explanation": previews.get(f"{ReviewDecision.OVERRIDE}:{latest_review.final_class}", "") if latest_review else "",
+        "may_report": request.user.may_report,
+        "can_sign": request.user.may_report and study.status == StudyStatus.AWAITING_REVIEW,
+        "can_amend": request.user.may_report and study.is_released,
         "class_choices": TumourClass.choices,
         "decision_choices": ReviewDecision.choices,
         "form_errors": form_errors or {},
@@ -221,7 +233,10 @@ def _rerender_with_error(request: HttpRequest, study, error: review_service.Revi
         error=error.message,
     )
     messages.error(request, error.message)
-    context = _study_context(request, study, form_errors={field: error.message}, posted=request.POST)
+    posted = request.POST.copy()
+    for name, value in error.field_values.items():
+        posted[name] = value
+    context = _study_context(request, study, form_errors={field: error.message}, posted=posted)
     return render(request, "radiology/study.html", context, status=error.status)
 
 
@@ -249,17 +264,17 @@ def _review_action(request: HttpRequest, pk: int, *, amendment: bool) -> HttpRes
     return redirect("radiology:study", pk=study.pk)
 
 
-@staff_view("POST")
+@reporter_view("POST")
 def sign_off(request: HttpRequest, pk: int) -> HttpResponse:
     return _review_action(request, pk, amendment=False)
 
 
-@staff_view("POST")
+@reporter_view("POST")
 def amend(request: HttpRequest, pk: int) -> HttpResponse:
     return _review_action(request, pk, amendment=True)
 
 
-@staff_view("POST")
+@reporter_view("POST")
 def add_note(request: HttpRequest, pk: int) -> HttpResponse:
     study = get_study_for(request.user, pk)
     try:
@@ -276,7 +291,7 @@ def add_note(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(reverse("radiology:study", args=[study.pk]) + "#notes")
 
 
-@staff_view("POST")
+@reporter_view("POST")
 def regenerate_explanation(request: HttpRequest, pk: int) -> HttpResponse:
     study = get_study_for(request.user, pk)
     try:

@@ -16,17 +16,34 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.audit import record
 from inference.explainer import ExplanationPayload, confidence_band, explain
-from inference.explainer.offline import offline_text
-from scans.models import ExplanationStatus, PatientExplanation, Prediction, Review, ReviewDecision, Study
+from inference.explainer.checks import finding_problems, mentioned_classes
+from inference.explainer.offline import offline_text, plain_name
+from scans.models import TUMOUR_CLASSES, ExplanationStatus, PatientExplanation, Prediction, Review, ReviewDecision, Study
 
 logger = logging.getLogger(__name__)
 
 
 class ExplanationError(ValueError):
-    pass
+    """The explanation cannot be approved. `proposed` is the text the radiologist should see
+    instead (drafted for the signed finding), when there is one."""
+
+    def __init__(self, message: str, proposed: str | None = None) -> None:
+        super().__init__(message)
+        self.proposed = proposed
+
+
+def same_text(a: str, b: str) -> bool:
+    """Equal once newlines and runs of whitespace are normalised: a browser sends a
+    textarea's newlines as CRLF, so an untouched draft must still count as untouched."""
+    return " ".join(a.split()) == " ".join(b.split())
+
+
+def clean_text(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
 def explanation_language() -> str:
@@ -46,13 +63,7 @@ def build_payload(study: Study, review: Review | None = None) -> ExplanationPayl
     from portal.workflow.review import primary_prediction
 
     if review is not None:
-        prediction = review.prediction or primary_prediction(study)
-        return ExplanationPayload(
-            final_class=review.final_class,
-            confidence_band=_band(prediction),
-            overridden=review.decision == ReviewDecision.OVERRIDE,
-            language=explanation_language(),
-        )
+        return payload_for(study, review.final_class, review.decision, review.prediction)
     prediction = primary_prediction(study)
     if prediction is None or not prediction.is_brain_mri or not prediction.label:
         return None
@@ -60,6 +71,20 @@ def build_payload(study: Study, review: Review | None = None) -> ExplanationPayl
         final_class=prediction.label,
         confidence_band=_band(prediction),
         overridden=False,
+        language=explanation_language(),
+    )
+
+
+def payload_for(
+    study: Study, final_class: str, decision: str, prediction: Prediction | None = None
+) -> ExplanationPayload:
+    """The payload for a decision the radiologist is about to sign (or has signed)."""
+    from portal.workflow.review import primary_prediction
+
+    return ExplanationPayload(
+        final_class=final_class,
+        confidence_band=_band(prediction or primary_prediction(study)),
+        overridden=decision == ReviewDecision.OVERRIDE,
         language=explanation_language(),
     )
 
@@ -99,20 +124,60 @@ def draft_explanation(study: Study) -> PatientExplanation | None:
     return explanation
 
 
-def _offline_for_review(study: Study, review: Review, reason: str) -> PatientExplanation:
-    payload = build_payload(study, review)
-    assert payload is not None  # a review always has a final class
-    return PatientExplanation.objects.create(
-        study=study,
-        review=review,
-        final_class=payload.final_class,
-        language=payload.language,
-        text=offline_text(payload),
-        provider="offline",
-        model="",
-        flag_reason=reason,
-        status=ExplanationStatus.DRAFT,
-    )
+def proposed_text(study: Study, explanation: PatientExplanation | None, final_class: str, decision: str) -> str:
+    """The exact text the patient gets if the radiologist signs this decision and leaves the
+    explanation as it is: the draft when it was written for this finding and decision,
+    otherwise the offline text redrafted for them. The review page shows it before signing."""
+    if _written_for(explanation, final_class, decision):
+        return explanation.text
+    return offline_text(payload_for(study, final_class, decision))
+
+
+def _written_for(explanation: PatientExplanation | None, final_class: str, decision: str) -> bool:
+    overridden = decision == ReviewDecision.OVERRIDE
+    return explanation is not None and _payload_of(explanation) == (final_class, overridden)
+
+
+def previews(study: Study, explanation: PatientExplanation | None) -> dict[str, str]:
+    """proposed_text for every decision the review form offers, keyed "decision:class"
+    (the form's script shows the one for the radiologist's current choice)."""
+    from portal.workflow.review import primary_prediction
+
+    prediction = primary_prediction(study)
+    out: dict[str, str] = {}
+    if prediction is not None and prediction.is_brain_mri and prediction.label:
+        out[f"{ReviewDecision.CONFIRM}:"] = proposed_text(study, explanation, prediction.label, ReviewDecision.CONFIRM)
+    for final_class in TUMOUR_CLASSES:
+        out[f"{ReviewDecision.OVERRIDE}:{final_class}"] = proposed_text(
+            study, explanation, final_class, ReviewDecision.OVERRIDE
+        )
+    return out
+
+
+def is_edit(text: str | None, proposed: str) -> bool:
+    """Whether the radiologist changed the proposed text (None: approve it as proposed)."""
+    return text is not None and not same_text(text, proposed)
+
+
+def _refuse_if_off_finding(text: str, final_class: str, proposed: str) -> None:
+    """The rule of sign-off: the approved text names the signed finding and no other."""
+    problems = finding_problems(text, final_class)
+    if not problems:
+        return
+    others = sorted(mentioned_classes(text) - {final_class})
+    final = plain_name(final_class)
+    if others:
+        message = _(
+            "The patient explanation speaks of %(others)s, but the signed finding is %(final)s. "
+            "Nothing was signed: the explanation below is now drafted for %(final)s; read it, edit it "
+            "if needed, and sign again."
+        ) % {"others": ", ".join(plain_name(c) for c in others), "final": final}
+    else:
+        message = _(
+            "The patient explanation does not name the signed finding (%(final)s). Nothing was signed: "
+            "the explanation below is drafted for %(final)s; read it, edit it if needed, and sign again."
+        ) % {"final": final}
+    raise ExplanationError(message, proposed=proposed)
 
 
 @transaction.atomic
@@ -121,34 +186,42 @@ def approve_explanation(
 ) -> PatientExplanation:
     """Approve the explanation with the radiologist's signed review.
 
-    - `text` given (and different): the radiologist's edit is kept as it is (edited_by).
-    - Not edited, but written for another class or decision than the review's (e.g. drafted
-      for the AI class and then overridden): replaced by the offline text for the final class.
-    - `explanation` None (no draft was ever made): the offline text for the review.
+    The proposed text is the draft when it was written for the review's finding and
+    decision, otherwise the offline text for them (an override redrafts). `text` None or
+    the same as the proposed text once whitespace is normalised: the proposed text is
+    approved. Anything else is the radiologist's edit, kept as written (edited_by).
+    Whatever is approved must name the signed finding and no other, or ExplanationError
+    (with the proposed text, for the page to show) is raised and nothing is approved.
     Every other explanation of the study is superseded, so exactly one is approved.
     """
     study = review.study
     if explanation is not None and explanation.study_id != study.pk:
         raise ExplanationError("The explanation belongs to another study.")
-    edited = text is not None and (explanation is None or text.strip() != explanation.text.strip())
-    if edited and not text.strip():
-        raise ExplanationError("The explanation text is empty.")
+    proposed = proposed_text(study, explanation, review.final_class, review.decision)
+    edited = is_edit(text, proposed)
+    if edited:
+        approved_text = clean_text(text or "")
+        if not approved_text:
+            raise ExplanationError(
+                _("The patient explanation is empty. Nothing was signed: the explanation below is the proposed text; "
+                  "read it and sign again."),
+                proposed=proposed,
+            )
+    else:
+        approved_text = proposed
+    _refuse_if_off_finding(approved_text, review.final_class, proposed)
 
-    regenerated = False
-    if explanation is None:
-        explanation = _offline_for_review(study, review, "No draft existed at sign-off; offline text used.")
-        regenerated = True
-    elif not edited and _payload_of(explanation) != (
-        review.final_class,
-        review.decision == ReviewDecision.OVERRIDE,
-    ):
-        explanation = _offline_for_review(
-            study,
-            review,
+    regenerated = not _written_for(explanation, review.final_class, review.decision)
+    if regenerated:
+        reason = (
+            "No draft existed at sign-off; offline text used." if explanation is None else
             f"Draft was written for {explanation.final_class or 'no class'}; offline text for the final class "
-            f"{review.final_class} used at sign-off.",
+            f"{review.final_class} used at sign-off."
         )
-        regenerated = True
+        explanation = PatientExplanation.objects.create(
+            study=study, review=review, final_class=review.final_class, language=explanation_language(),
+            text=proposed, provider="offline", model="", flag_reason=reason, status=ExplanationStatus.DRAFT,
+        )
     elif explanation.status != ExplanationStatus.DRAFT:
         # An explanation approved with an earlier version (or superseded) is copied, so the
         # earlier version's record stays as it was.
@@ -159,7 +232,7 @@ def approve_explanation(
         explanation.approved_at = None
 
     if edited:
-        explanation.text = text.strip()
+        explanation.text = approved_text
         explanation.edited_by = user
     explanation.final_class = review.final_class
     explanation.review = review

@@ -40,10 +40,13 @@ class ReviewError(Exception):
     """A review action that cannot be done. `status` is the HTTP status a view should answer:
     400 for bad input, 409 when the study is in the wrong state for the action."""
 
-    def __init__(self, message: str, *, status: int = 400) -> None:
+    def __init__(self, message: str, *, status: int = 400, field_values: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        # Form values the page should show instead of what was posted (e.g. the redrafted
+        # patient explanation after a refused sign-off).
+        self.field_values = field_values or {}
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,12 @@ def primary_prediction(study: Study) -> Prediction | None:
 
 
 # --- Sign-off and amendment -------------------------------------------------------------------
+
+
+def _require_reporter(user: Any) -> None:
+    """The service's guard, for callers other than the views (which check it first)."""
+    if not getattr(user, "may_report", False):
+        raise ReviewError(_("Only a radiologist may sign, amend or add to a report."), status=403)
 
 
 def _clean_text(value: str | None, field: str) -> str:
@@ -117,20 +126,18 @@ def latest_explanation(study: Study) -> PatientExplanation | None:
 def _approve_explanation(
     study: Study, review: Review, user: Any, explanation_text: str | None
 ) -> tuple[PatientExplanation, bool]:
-    """Approve the newest explanation of the study with this review. The patient portal's
-    service does the work: it keeps the radiologist's edit, re-drafts offline text when the
-    draft was written for another class, and writes one when there was no draft.
-    Returns (approved explanation, edited by the radiologist)."""
-    from portal.workflow.explanations import ExplanationError, approve_explanation
+    """Approve the newest explanation of the study with this review (the rules are
+    portal.workflow.explanations.approve_explanation's). Returns (approved explanation,
+    edited by the radiologist). A refusal carries the proposed text back to the form."""
+    from portal.workflow.explanations import ExplanationError, approve_explanation, is_edit, proposed_text
 
     explanation = latest_explanation(study)
-    edited = bool(explanation_text) and (explanation is None or explanation_text != explanation.text.strip())
+    edited = is_edit(explanation_text, proposed_text(study, explanation, review.final_class, review.decision))
     try:
-        approved = approve_explanation(
-            explanation, review=review, user=user, text=explanation_text if edited else None
-        )
+        approved = approve_explanation(explanation, review=review, user=user, text=explanation_text)
     except ExplanationError as exc:
-        raise ReviewError(str(exc)) from exc
+        values = {"explanation_text": exc.proposed} if exc.proposed is not None else {}
+        raise ReviewError(str(exc), field_values=values) from exc
     return approved, edited
 
 
@@ -146,8 +153,7 @@ def _write_version(
     amendment: bool,
     request: Any = None,
 ) -> SignOffResult:
-    if not getattr(user, "is_clinical_staff", False) or not user.is_active:
-        raise ReviewError(_("Only a radiologist may sign a report."), status=403)
+    _require_reporter(user)
     reason = _clean_text(reason, _("Reason"))
     report_text = _clean_text(report_text, _("Report"))
     if explanation_text is not None:
@@ -272,8 +278,7 @@ def amend(
 
 def add_note(study: Study, *, user: Any, text: str, for_patient: bool = False, request: Any = None) -> ClinicalNote:
     """Append a clinical note (notes are never edited or deleted)."""
-    if not getattr(user, "is_clinical_staff", False) or not user.is_active:
-        raise ReviewError(_("Only clinical staff may add notes."), status=403)
+    _require_reporter(user)
     text = _clean_text(text, _("Note"))
     if not text:
         raise ReviewError(_("A note cannot be empty."))
@@ -295,6 +300,7 @@ def regenerate_explanation(study: Study, *, user: Any, request: Any = None) -> A
     """Ask the pipeline for a fresh draft of the patient explanation."""
     from portal.workflow.pipeline import request_explanation
 
+    _require_reporter(user)
     # A new draft is never shown to the patient until a sign-off or amendment approves it.
     job = request_explanation(study, regenerate=True)
     record(

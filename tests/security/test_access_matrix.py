@@ -99,6 +99,12 @@ def staff_only(ok=200, admin_ok=None) -> dict:
     return _roles(302, 404, 404, ok, ok if admin_ok is None else admin_ok)
 
 
+def reporters_only(ok) -> dict:
+    """Sign, amend, notes, explanations: radiologists only (User.may_report). Administrators
+    see the study but are refused (403); everyone else gets 404 as for any staff page."""
+    return _roles(302, 404, 404, ok, 403)
+
+
 def admins_only(ok=200) -> dict:
     return _roles(302, 404, 404, 404, ok)
 
@@ -119,8 +125,8 @@ def api_alices(ok=200, staff_ok=None) -> dict:
     return _roles(401, ok, 404, staff, staff)
 
 
-def api_staff_only(ok) -> dict:
-    return _roles(401, 404, 404, ok, ok)
+def api_reporters_only(ok) -> dict:
+    return _roles(401, 404, 404, ok, 403)
 
 
 STUDY = lambda w: {"pk": w.study.pk}  # noqa: E731
@@ -156,10 +162,10 @@ RULES: dict[str, Rule] = {
     # Radiology (clinical staff; any other user gets 404).
     "radiology:worklist": Rule(staff_only(200), audit="radiology.worklist.view"),
     "radiology:study": Rule(staff_only(200), kwargs=STUDY, study_data=True, audit="radiology.study.view"),
-    "radiology:sign_off": Rule(staff_only(REVIEW_STATES), method="POST", kwargs=STUDY, study_data=True),
-    "radiology:amend": Rule(staff_only(REVIEW_STATES), method="POST", kwargs=STUDY, study_data=True),
-    "radiology:add_note": Rule(staff_only(REVIEW_STATES), method="POST", kwargs=STUDY, study_data=True),
-    "radiology:regenerate_explanation": Rule(staff_only(REVIEW_STATES), method="POST", kwargs=STUDY, study_data=True),
+    "radiology:sign_off": Rule(reporters_only(REVIEW_STATES), method="POST", kwargs=STUDY, study_data=True),
+    "radiology:amend": Rule(reporters_only(REVIEW_STATES), method="POST", kwargs=STUDY, study_data=True),
+    "radiology:add_note": Rule(reporters_only(REVIEW_STATES), method="POST", kwargs=STUDY, study_data=True),
+    "radiology:regenerate_explanation": Rule(reporters_only(REVIEW_STATES), method="POST", kwargs=STUDY, study_data=True),
     "radiology:patient_history": Rule(staff_only(200), kwargs=PATIENT, audit="radiology.patient_history.view"),
     "patient:report": Rule(_roles(302, 200, 404, 404, 404), kwargs=STUDY, study_data=True, audit="patient.report.view"),
     "patient:report_pdf": Rule(_roles(302, 200, 404, 404, 404), kwargs=STUDY, study_data=True, audit="patient.report.pdf"),
@@ -182,8 +188,8 @@ RULES: dict[str, Rule] = {
     "api:study_detail": Rule(api_alices(200), kwargs=STUDY, study_data=True, audit="api.study.view"),
     "api:study_report": Rule(api_alices(200), kwargs=STUDY, study_data=True, audit="api.report.view",
                              unsigned={"radiologist": 404, "administrator": 404}),
-    "api:study_notes": Rule(api_staff_only(400), method="POST", kwargs=STUDY, study_data=True),
-    "api:study_reviews": Rule(api_staff_only(400), method="POST", kwargs=STUDY, study_data=True),
+    "api:study_notes": Rule(api_reporters_only(400), method="POST", kwargs=STUDY, study_data=True),
+    "api:study_reviews": Rule(api_reporters_only(400), method="POST", kwargs=STUDY, study_data=True),
     "api:schema": Rule(public(200)),
     "api:docs": Rule(public(200)),
     "api:not_found": Rule(public(404)),

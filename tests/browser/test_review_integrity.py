@@ -1,0 +1,55 @@
+"""Issue 14 in the browser, exactly as a radiologist does it: the AI says meningioma, they
+click Generate, override to pituitary tumour with a reason, leave the explanation box as it
+is and sign. The patient's page and PDF must never mention meningioma."""
+from __future__ import annotations
+
+import pypdfium2 as pdfium
+import pytest
+from django.urls import reverse
+
+from scans.models import ExplanationStatus, Review
+from tests.browser.conftest import log_in
+from tests.factories import make_study
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _pdf_text(data: bytes) -> str:
+    pdf = pdfium.PdfDocument(data)
+    return " ".join(" ".join(p.get_textpage().get_text_range() for p in pdf).split())
+
+
+def test_override_with_untouched_explanation_never_shows_the_ai_class(page, radiologist, patient_alice):
+    study = make_study(patient_alice.patient_record, label="meningioma", confidence=0.88, n_slices=3)
+    log_in(page, radiologist.email)
+    page.goto(reverse("radiology:study", args=[study.pk]))
+    page.get_by_test_id("regenerate").click()  # "Generate"
+    page.wait_for_load_state("networkidle")
+    box = page.get_by_test_id("explanation-text")
+    assert "meningioma" in box.input_value()  # the draft for the AI class, as the issue found it
+
+    page.get_by_test_id("decision-override").check()
+    page.get_by_test_id("final-class-select").select_option("pituitary")
+    page.get_by_test_id("override-reason").fill("Sellar mass arising from the pituitary gland.")
+    # Before signing, the box already holds the text the patient will get.
+    shown = box.input_value()
+    assert "pituitary" in shown and "meningioma" not in shown.lower()
+    page.get_by_test_id("sign-off").click()
+    page.wait_for_load_state("networkidle")
+    assert page.get_by_test_id("final-class").inner_text() == "Pituitary tumour"
+    review = Review.objects.get(study=study)
+    assert (review.decision, review.final_class) == ("override", "pituitary")
+    approved = study.explanations.get(status=ExplanationStatus.APPROVED)
+    assert " ".join(approved.text.split()) == " ".join(shown.split())
+
+    page.get_by_role("button", name="Log out").click()
+    log_in(page, patient_alice.email)
+    page.goto(reverse("patient:report", args=[study.pk]))
+    body = page.locator("main").inner_text()
+    assert "Pituitary tumour" in body
+    assert "meningioma" not in body.lower()
+    pdf = page.request.get(reverse("patient:report_pdf", args=[study.pk]))
+    assert pdf.status == 200
+    text = _pdf_text(pdf.body())
+    assert "Final finding: Pituitary tumour" in text
+    assert "meningioma" not in text.lower()
