@@ -13,7 +13,7 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer
+from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 if TYPE_CHECKING:
     from portal.patient.views import Report
@@ -28,7 +28,8 @@ def _styles() -> dict[str, ParagraphStyle]:
     body = ParagraphStyle("body", parent=base["BodyText"], fontSize=11, leading=15)
     return {
         "title": ParagraphStyle("title", parent=base["Title"], fontSize=20, leading=24, alignment=0),
-        "h2": ParagraphStyle("h2", parent=base["Heading2"], fontSize=14, leading=18, spaceBefore=8),
+        # keepWithNext: a heading never ends a page without the first lines of its section.
+        "h2": ParagraphStyle("h2", parent=base["Heading2"], fontSize=14, leading=18, spaceBefore=8, keepWithNext=1),
         "finding": ParagraphStyle("finding", parent=body, fontSize=16, leading=21, textColor=colors.HexColor("#0b5394")),
         "body": body,
         "marker": ParagraphStyle("marker", parent=body, textColor=colors.HexColor("#7a4b00")),
@@ -60,6 +61,34 @@ def _key_slice_image(report: "Report") -> Image | None:
     return Image(io.BytesIO(png), width=side, height=side, kind="proportional")
 
 
+def _identifiers(report: "Report") -> Table:
+    """Who and what the report is about, as on any hospital report: name, MRN, date of birth,
+    the scan (kind, date) and the institution."""
+    patient, study = report.study.patient, report.study
+    rows = [
+        (_("Patient"), patient.full_name or "—"),
+        (_("MRN"), patient.mrn),
+        (_("Date of birth"), _date(patient.birth_date) if patient.birth_date else "—"),
+        (_("Scan"), report.what_was_scanned),
+        (_("Date of the scan"), _date(report.scan_date)),
+        (_("Institution"), report.institution or "—"),
+    ]
+    if study.accession_number:
+        rows.append((_("Accession number"), study.accession_number))
+    label = ParagraphStyle("id-label", fontName="Helvetica-Bold", fontSize=10, leading=13)
+    value = ParagraphStyle("id-value", fontName="Helvetica", fontSize=10, leading=13)
+    table = Table([[Paragraph(escape(str(k)), label), Paragraph(escape(str(v)), value)] for k, v in rows],
+                  colWidths=[42 * mm, None], hAlign="LEFT")
+    table.setStyle(TableStyle([
+        ("BOX", (0, 0), (-1, -1), 0.6, colors.HexColor("#8a8a8a")),
+        ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#eef2f6")),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("TOPPADDING", (0, 0), (-1, -1), 2),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+    ]))
+    return table
+
+
 def _date(value) -> str:
     if hasattr(value, "tzinfo"):
         value = timezone.localtime(value)
@@ -83,11 +112,7 @@ def render_report_pdf(report: "Report") -> bytes:
         title=_("Your MRI report"),
         author=_("Brain MRI portal"),
     )
-    story: list = [Paragraph(escape(_("Your MRI report")), s["title"])]
-    patient = report.study.patient
-    if patient.full_name:
-        story.append(Paragraph(escape(_("For: %(name)s") % {"name": patient.full_name}), s["body"]))
-    story.append(Paragraph(escape(_("Scan date: %(date)s") % {"date": _date(report.scan_date)}), s["body"]))
+    story: list = [Paragraph(escape(report.title or _("Your MRI report")), s["title"]), _identifiers(report), Spacer(1, 3 * mm)]
     story.append(Paragraph(escape(_("Report signed: %(date)s") % {"date": _date(report.first_signed_at)}), s["body"]))
     story.append(Paragraph(escape(_("Signed by %(name)s on %(when)s") % {"name": report.signed_by, "when": _datetime(report.signed_at)}), s["body"]))
     if report.amended:
@@ -117,9 +142,11 @@ def render_report_pdf(report: "Report") -> bytes:
             story += _paragraphs(note.text, s["body"])
 
     image = _key_slice_image(report)
-    if image is not None:
-        story += [Paragraph(escape(_("A picture from your scan")), s["h2"]), image]
+    if image is not None:  # the heading and its picture share a page
+        story.append(KeepTogether([Paragraph(escape(_("A picture from your scan")), s["h2"]), image]))
 
+    patient = report.study.patient
+    who = " · ".join(filter(None, [patient.full_name, _("MRN %(mrn)s") % {"mrn": patient.mrn}]))  # on every page
     footer = (
         _("Checked and signed by a radiologist. Research software, not a medical device."),
         _("Please discuss any questions with your doctor."),
@@ -131,6 +158,7 @@ def render_report_pdf(report: "Report") -> bytes:
         canvas.setFillColor(colors.HexColor("#4a4a4a"))
         canvas.drawString(document.leftMargin, 12 * mm, footer[0])
         canvas.drawString(document.leftMargin, 8 * mm, footer[1])
+        canvas.drawRightString(A4[0] - document.rightMargin, 12 * mm, who)
         canvas.drawRightString(A4[0] - document.rightMargin, 8 * mm, _("Page %(n)d") % {"n": document.page})
         canvas.restoreState()
 

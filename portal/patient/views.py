@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from accounts.audit import record
@@ -40,6 +41,7 @@ class Report:
     explanation: PatientExplanation | None
     notes: list[ClinicalNote]
     key_slice: Slice | None
+    title: str = ""  # set by with_distinct_titles
 
     @property
     def final_class(self) -> str:
@@ -72,7 +74,19 @@ class Report:
 
     @property
     def scan_date(self) -> date:
-        return self.study.study_date or timezone.localdate(self.study.created_at)
+        return self.study.scan_date
+
+    @property
+    def what_was_scanned(self) -> str:
+        """ "MRI of the brain", "CT of the chest"; the modality alone when the body part is unknown."""
+        study = self.study
+        if study.body_part_name:
+            return _("%(modality)s of the %(part)s") % {"modality": study.modality_name, "part": study.body_part_name}
+        return study.modality_name
+
+    @property
+    def institution(self) -> str:
+        return self.study.institution or getattr(settings, "DICOM_INSTITUTION", "")
 
     @property
     def key_slice_url(self) -> str | None:
@@ -109,6 +123,39 @@ def build_report(study: Study) -> Report:
     )
 
 
+def newest_first(reports: list[Report]) -> list[Report]:
+    """By the day of the scan, newest first (not by upload order: an old scan uploaded today
+    is still an old scan)."""
+    return sorted(reports, key=lambda r: (r.scan_date, r.study.created_at, r.study.pk), reverse=True)
+
+
+def with_distinct_titles(reports: list[Report]) -> list[Report]:
+    """Titles say what was scanned and when ("MRI of the brain, 3 Dec 2026"); two scans of the
+    same kind on the same day are numbered in the order they were taken."""
+    for report in reports:
+        report.title = f"{report.what_was_scanned}, {formats.date_format(report.scan_date, 'DATE_FORMAT')}"
+    groups: dict[str, list[Report]] = {}
+    for report in reports:
+        groups.setdefault(report.title, []).append(report)
+    for same in groups.values():
+        if len(same) > 1:
+            ordered = sorted(same, key=lambda r: (r.study.created_at, r.study.pk))
+            for n, report in enumerate(ordered, 1):
+                report.title += " " + _("(scan %(n)d of %(total)d that day)") % {"n": n, "total": len(same)}
+    return reports
+
+
+def patient_reports(user) -> list[Report]:
+    """Every report the patient may read, newest scan first, with distinct titles."""
+    studies = Study.objects.visible_to(user).select_related("patient")
+    return with_distinct_titles(newest_first([build_report(s) for s in studies if s.latest_review() is not None]))
+
+
+def titled_report(user, study: Study) -> Report:
+    """The study's report as the list shows it (same title)."""
+    return next(r for r in patient_reports(user) if r.study.pk == study.pk)
+
+
 def _patient_study(request: HttpRequest, pk: int) -> Study:
     _require_patient(request)
     study = get_study_for(request.user, pk)
@@ -120,8 +167,7 @@ def _patient_study(request: HttpRequest, pk: int) -> Study:
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     _require_patient(request)
-    studies = Study.objects.visible_to(request.user).select_related("patient").order_by("-created_at")
-    reports = [build_report(s) for s in studies if s.latest_review() is not None]
+    reports = patient_reports(request.user)
     patient = getattr(request.user, "patient_record", None)
     record("patient.reports.list", request=request, patient_id=patient.pk if patient else None, count=len(reports))
     return render(request, "patient/home.html", {"reports": reports})
@@ -130,7 +176,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 def report(request: HttpRequest, pk: int) -> HttpResponse:
     study = _patient_study(request, pk)
-    rep = build_report(study)
+    rep = titled_report(request.user, study)
     record(
         "patient.report.view", request=request, obj=study, patient_id=study.patient_id, review_version=rep.review.version
     )
@@ -142,7 +188,7 @@ def report_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     from portal.patient.pdf import render_report_pdf
 
     study = _patient_study(request, pk)
-    rep = build_report(study)
+    rep = titled_report(request.user, study)
     data = render_report_pdf(rep)
     record(
         "patient.report.pdf",
@@ -172,13 +218,10 @@ class TimelineEvent:
 def history(request: HttpRequest) -> HttpResponse:
     _require_patient(request)
     events: list[TimelineEvent] = []
-    studies = Study.objects.visible_to(request.user).prefetch_related("reviews")
-    for study in studies:
+    for rep in patient_reports(request.user):
+        study = rep.study
         signed = sorted((r for r in study.reviews.all() if r.signed_at), key=lambda r: r.version)
-        if not signed:
-            continue
-        scan_day = study.study_date or timezone.localdate(study.created_at)
-        events.append(TimelineEvent(scan_day, "scan", _("MRI scan"), study))
+        events.append(TimelineEvent(study.scan_date, "scan", rep.title, study))
         for r in signed:
             events.append(
                 TimelineEvent(

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.audit import record
+from portal.workflow.notifications import notify_report_ready
 from scans.models import (
     TUMOUR_CLASSES,
     ClinicalNote,
@@ -213,6 +214,7 @@ def _write_version(
             explanation_id=explanation.pk,
             explanation_edited=edited,
         )
+        transaction.on_commit(lambda: notify_report_ready(review, request=request))
     study.refresh_from_db()
     return SignOffResult(review=review, explanation=explanation)
 
