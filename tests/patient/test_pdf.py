@@ -38,7 +38,7 @@ def test_pdf_download_shows_the_final_class(client, patient_alice, radiologist):
     flat = " ".join(text.split())
     assert "Final finding: Pituitary tumour" in flat
     assert "Glioma" not in flat and "glioma" not in flat
-    assert "Report signed:" in flat and "Scan date:" in flat
+    assert "Report signed:" in flat and "Date of the scan" in flat
     assert "What to ask your doctor" in flat
     assert "not a medical device" in flat.lower()
     # The page is really drawn: dark text on white, not a blank page.
