@@ -2,11 +2,14 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Role, User
+from accounts.models import Role, User, normalise_email
 
 
 class EmailAuthenticationForm(AuthenticationForm):
     username = forms.EmailField(label=_("E-mail"), widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"}))
+
+    def clean_username(self) -> str:
+        return normalise_email(self.cleaned_data["username"])
 
 
 class NewAccountEmailMixin:
@@ -15,7 +18,7 @@ class NewAccountEmailMixin:
     cleaned_data: dict
 
     def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip().lower()
+        email = normalise_email(self.cleaned_data["email"])
         if User.objects.filter(email__iexact=email).exists():
             raise forms.ValidationError(_("An account with this e-mail address already exists."))
         return email

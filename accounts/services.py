@@ -14,7 +14,8 @@ from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
 
 from accounts import audit
-from accounts.models import Role, User
+from accounts.tokens import revoke_all
+from accounts.models import Role, User, normalise_email
 
 
 class AccountError(Exception):
@@ -22,7 +23,7 @@ class AccountError(Exception):
 
 
 def create_account(*, email: str, full_name: str, role: str, request: HttpRequest | None = None) -> User:
-    email = User.objects.normalize_email(email).strip().lower()
+    email = normalise_email(email)
     if role not in Role.values:
         raise AccountError(_("Unknown role."))
     if User.objects.filter(email__iexact=email).exists():
@@ -68,15 +69,13 @@ def send_set_password_link(user: User, *, request: HttpRequest | None = None, re
 
 
 def end_sessions(user: User) -> int:
-    """Delete every database session of this user (and their API token)."""
-    from rest_framework.authtoken.models import Token
-
+    """Delete every database session of this user (and their API tokens)."""
     ended = 0
     for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
         if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
             session.delete()
             ended += 1
-    Token.objects.filter(user=user).delete()
+    revoke_all(user)
     return ended
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pydicom
 from django.db import transaction
-from rest_framework.authtoken.models import Token
+from accounts import tokens
 
 from accounts.models import Role, User
 from portal.workflow.ingest import submit_upload
@@ -47,7 +47,7 @@ def to_review(study: Study) -> None:
 def main() -> None:
     radiologists = [user(f"lt-radiologist-{i:02d}@example.org", Role.RADIOLOGIST) for i in range(5)]
     uploader = user("lt-uploader@example.org", Role.RADIOLOGIST)
-    token = Token.objects.create(user=uploader).key
+    token = tokens.issue(uploader, "loadtest")[1]
     cursor = 0
     patients = []
     for i in range(20):

@@ -64,6 +64,22 @@ class PatientMismatch(ScanError):
     code = "patient_mismatch"
 
 
+class UidConflict(ScanError):
+    """A Study/Series/SOP Instance UID of the upload is already used elsewhere in the
+    archive. One fixed message whatever the other record is, so an upload never confirms
+    that another patient's study exists; the server log names the records for operators."""
+
+    status = 409
+    code = "uid_conflict"
+    MESSAGE = (
+        "the DICOM identifiers (UIDs) in this file cannot be accepted for this patient; "
+        "re-export the study from the scanner or PACS, or ask an administrator to check it"
+    )
+
+    def __init__(self, filename: str) -> None:
+        super().__init__(filename, self.MESSAGE)
+
+
 class IntegrityError(ScanError):
     """A stored file no longer matches the SHA-256 recorded when it was imported."""
 

@@ -8,7 +8,8 @@ fails, the transaction rolls back and every file already written is deleted.
 Concurrency: the patient row lock (SELECT ... FOR UPDATE on PostgreSQL) serialises imports
 for one patient, so ten simultaneous uploads of one series end as one series with each
 instance once. Study/Series/Slice UIDs are unique in the database as the last line of
-defence; a race across patients on the same UID surfaces as a clear PatientMismatch.
+defence; a UID already used elsewhere (or a race on one) is a UidConflict, whose message
+never says whose record holds it.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from django.utils import timezone
 from pydicom.uid import generate_uid
 
 from scans import archive, dicom
-from scans.errors import CorruptFile, NoImages, NotAnImage, PatientMismatch, TooLarge, UnsupportedFileType
+from scans.errors import CorruptFile, NoImages, NotAnImage, PatientMismatch, TooLarge, UidConflict, UnsupportedFileType
 from scans.models import Patient, Series, Slice, SourceFormat, Study
 from scans.validation import DICOM, JPEG, PNG, ZIP, open_raster, sniff
 
@@ -381,12 +382,14 @@ def _store(parsed: list[_Parsed], patient: Patient, uploaded_by: Any, patient_su
                 )
                 first_name = entries[0][0].name
                 if study.patient_id != patient.pk:
-                    raise PatientMismatch(first_name, "this study is already stored for a different patient")
+                    logger.warning("upload refused: study %s belongs to patient %s, not %s", study.pk, study.patient_id, patient.pk)
+                    raise UidConflict(first_name)
                 series, _ = Series.objects.get_or_create(
                     series_instance_uid=series_fields.pop("series_instance_uid"), defaults={**series_fields, "study": study}
                 )
                 if series.study_id != study.pk:
-                    raise CorruptFile(first_name, "this SeriesInstanceUID already belongs to a different study")
+                    logger.warning("upload refused: series %s belongs to study %s, not %s", series.pk, series.study_id, study.pk)
+                    raise UidConflict(first_name)
                 reason = series_fields.get("scope_reason", "")
                 if reason and not series.scope_reason:  # new instances put an existing series out of scope
                     series.scope_reason = reason
@@ -403,7 +406,8 @@ def _store(parsed: list[_Parsed], patient: Patient, uploaded_by: Any, patient_su
             result.studies_with_new_slices = [s for s in result.studies if new_by_study.get(s.pk)]
     except DbIntegrityError as exc:
         writer.delete_all()
-        raise PatientMismatch(parsed[0].name, f"these instances are already stored under another record ({exc})") from exc
+        logger.warning("upload for patient %s refused on a UID already stored: %s", patient.pk, exc)
+        raise UidConflict(parsed[0].name) from exc
     except BaseException:
         writer.delete_all()
         raise
@@ -467,7 +471,8 @@ def _store_slices(series: Series, entries: list, patient: Patient, writer: _Writ
     for item, frame in entries:
         owner = existing.get(frame.sop_instance_uid)
         if owner is not None and owner != patient.pk:
-            raise PatientMismatch(item.name, "this instance (SOPInstanceUID) is already stored for a different patient")
+            logger.warning("upload refused: SOP instance %s belongs to patient %s, not %s", frame.sop_instance_uid, owner, patient.pk)
+            raise UidConflict(item.name)
     names: dict[int, str] = {}
     new_slices = []
     seen: set[str] = set()

@@ -1,7 +1,7 @@
 """Permission-checked file views: slice images, previews, heat maps and the de-identified
 series export. Scan files never have a public URL: every response here is built after
 scans.access has decided the user may see the object (404 otherwise), is audited, and is
-sent with Cache-Control: private."""
+sent with Cache-Control: private, no-store (portal.middleware adds it to every answer)."""
 from __future__ import annotations
 
 import io
@@ -23,7 +23,7 @@ from scans.models import SlicePrediction, SourceFormat
 
 
 def _private(response: HttpResponse, filename: str, disposition: str = "inline") -> HttpResponse:
-    response["Cache-Control"] = "private, max-age=300"
+    response["Cache-Control"] = "private, no-store"
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Disposition"] = f'{disposition}; filename="{filename}"'
     return response

@@ -24,15 +24,6 @@ class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
 
 
-class TokenRequestSerializer(serializers.Serializer):
-    email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(max_length=256, trim_whitespace=False, style={"input_type": "password"})
-
-
-class TokenSerializer(serializers.Serializer):
-    token = serializers.CharField()
-
-
 class PatientSerializer(serializers.ModelSerializer):
     class Meta:
         model = Patient
@@ -58,7 +49,28 @@ def _is_staff(context: dict[str, Any]) -> bool:
     return bool(request and request.user.is_authenticated and request.user.is_clinical_staff)
 
 
-class SeriesSerializer(serializers.ModelSerializer):
+class StaffOnlyTextMixin:
+    """DICOM free text (StudyDescription, SeriesDescription) and status details that quote it
+    can hold names: only clinical staff get them. Patients see the portal's own fields, and
+    null in these."""
+
+    STAFF_ONLY = ("description", "status_detail")
+
+    def to_representation(self, instance: Any) -> dict:
+        data = super().to_representation(instance)  # type: ignore[misc]
+        if not _is_staff(self.context):  # type: ignore[attr-defined]
+            for name in self.STAFF_ONLY:
+                if name in data:
+                    data[name] = None
+        return data
+
+
+def _staff_only_text(what: str) -> serializers.CharField:
+    return serializers.CharField(read_only=True, allow_null=True, help_text=f"{what}; clinical staff only (null for patients).")
+
+
+class SeriesSerializer(StaffOnlyTextMixin, serializers.ModelSerializer):
+    description = _staff_only_text("DICOM SeriesDescription")
     slice_count = serializers.SerializerMethodField()
     prediction = serializers.SerializerMethodField()
 
@@ -77,8 +89,10 @@ class SeriesSerializer(serializers.ModelSerializer):
         return PredictionSummarySerializer(prediction).data if prediction else None
 
 
-class StudySerializer(serializers.ModelSerializer):
+class StudySerializer(StaffOnlyTextMixin, serializers.ModelSerializer):
     patient = serializers.PrimaryKeyRelatedField(read_only=True)
+    description = _staff_only_text("DICOM StudyDescription")
+    status_detail = _staff_only_text("Processing detail")
     status = serializers.ChoiceField(choices=StudyStatus.choices, read_only=True)
     prediction = serializers.SerializerMethodField(
         help_text="The AI result of the study's most confident series; clinical staff only (null for patients)."

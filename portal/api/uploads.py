@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.audit import record
-from portal.uploads.views import audit_upload, request_too_large, resolve_patient, result_payload
+from portal.uploads.views import audit_upload, files_refused, request_too_large, resolve_patient, result_payload
 from portal.workflow.ingest import UploadNotAllowed, submit_upload
 from scans.errors import ScanError
 
@@ -78,7 +78,15 @@ class UploadView(APIView):
         too_large = request_too_large(request._request)
         if too_large is not None:
             raise UploadRefused(too_large)
-        super().initial(request, *args, **kwargs)
+        # Authentication (CSRF of a session reads the form) and then the body itself may hit
+        # Django's file and field limits: answer them as the documented 413 JSON.
+        def authenticate_and_parse() -> None:
+            super(UploadView, self).initial(request, *args, **kwargs)
+            request.FILES  # noqa: B018 - parse the body here
+
+        too_large = files_refused(authenticate_and_parse)
+        if too_large is not None:
+            raise UploadRefused(too_large)
 
     @extend_schema(
         operation_id="upload_scans",

@@ -1,11 +1,13 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from portal.api import uploads, views
+from portal.api import tokens, uploads, views
 
 app_name = "api"
 urlpatterns = [
-    path("token/", views.TokenView.as_view(), name="token"),
+    path("token/", tokens.TokenView.as_view(), name="token"),
+    path("tokens/", tokens.TokenList.as_view(), name="token_list"),
+    path("tokens/<int:pk>/", tokens.TokenDetail.as_view(), name="token_detail"),
     path("patients/", views.PatientList.as_view(), name="patient_list"),
     path("patients/<int:pk>/", views.PatientDetail.as_view(), name="patient_detail"),
     path("studies/", views.StudyList.as_view(), name="study_list"),

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from axes.handlers.proxy import AxesProxyHandler
-from django.contrib.auth import authenticate
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
@@ -13,9 +11,7 @@ from django.templatetags.static import static
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularSwaggerSplitView
 from rest_framework import generics, permissions, status
-from rest_framework.authtoken.models import Token
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
-from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -53,56 +49,6 @@ class ReporterOr404(permissions.BasePermission):
         if request.user.is_authenticated and not request.user.is_clinical_staff:
             raise Http404
         return bool(request.user.is_authenticated and request.user.may_report)
-
-
-# --- Token ----------------------------------------------------------------------------------
-
-
-class TokenView(APIView):
-    """Exchange e-mail and password for an API token (POST), or revoke yours (DELETE).
-    Failed attempts count towards the same lockout as the login page."""
-
-    permission_classes = [permissions.AllowAny]
-
-    def get_authenticators(self):
-        # POST takes credentials in the body: no session, hence no CSRF. DELETE needs a user.
-        if getattr(self.request, "method", "POST") == "POST":
-            return []
-        return super().get_authenticators()
-
-    @extend_schema(
-        request=s.TokenRequestSerializer,
-        responses={200: s.TokenSerializer, **BAD_REQUEST, 429: OpenApiResponse(ERR, "Locked out after repeated failures")},
-        auth=[],
-    )
-    def post(self, request: Request) -> Response:
-        data = s.TokenRequestSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        email = data.validated_data["email"].lower()
-        http_request = request._request
-        credentials = {"username": email}
-        if AxesProxyHandler.is_locked(http_request, credentials):
-            audit.record("login.locked_out", request=http_request, email=email, via="api")
-            return Response({"detail": "Too many failed attempts; try again later."}, status=429)
-        user = authenticate(http_request, username=email, password=data.validated_data["password"])
-        if user is None:
-            if getattr(http_request, "axes_locked_out", False):
-                # This failure reached the limit: answer in JSON rather than the HTML page.
-                http_request.axes_locked_out = False
-                return Response({"detail": "Too many failed attempts; try again later."}, status=429)
-            raise ValidationError({"non_field_errors": ["E-mail or password is wrong, or the account is inactive."]})
-        token, _ = Token.objects.get_or_create(user=user)
-        audit.record("api.token.issue", request=http_request, actor=user, obj=user)
-        return Response({"token": token.key})
-
-    @extend_schema(responses={204: None, **AUTH_ERRORS})
-    def delete(self, request: Request) -> Response:
-        if not (request.user and request.user.is_authenticated):
-            self.permission_denied(request)
-        deleted, _ = Token.objects.filter(user=request.user).delete()
-        if deleted:
-            audit.record("api.token.revoke", request=request._request, obj=request.user)
-        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- Patients -------------------------------------------------------------------------------

@@ -43,6 +43,19 @@ def request_too_large(request: HttpRequest) -> TooLarge | None:
     return None
 
 
+def files_refused(parse: Any) -> TooLarge | None:
+    """Run parse() (which reads the multipart body) and turn Django's limit errors into the
+    documented 413 answer instead of its HTML 400 page. None when the body parsed."""
+    try:
+        parse()
+    except TooManyFilesSent:
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+        return TooLarge("(upload)", f"too many files in one upload (limit {limit:,}); upload a zip instead")
+    except (RequestDataTooBig, TooManyFieldsSent) as exc:
+        return TooLarge("(upload)", str(exc))
+    return None
+
+
 def uploadable_patients(user: Any):
     if user.is_clinical_staff:
         return Patient.objects.all()
@@ -101,13 +114,10 @@ def upload(request: HttpRequest) -> HttpResponse:
         too_large = request_too_large(request)
         if too_large is not None:
             return _failure(request, too_large)
-        try:
-            request.FILES  # noqa: B018 - parse now (the size is known to be fine) to answer limits clearly
-        except TooManyFilesSent:
-            limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
-            return _failure(request, TooLarge("(upload)", f"too many files in one upload (limit {limit:,}); upload a zip instead"))
-        except (RequestDataTooBig, TooManyFieldsSent) as exc:
-            return _failure(request, TooLarge("(upload)", str(exc)))
+        # Parse now (the size is known to be fine) to answer limits clearly.
+        refused = files_refused(lambda: request.FILES)
+        if refused is not None:
+            return _failure(request, refused)
     return _upload_checked(request)
 
 

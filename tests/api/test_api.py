@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 
-from accounts.models import AuditEvent
+from accounts import tokens
+from accounts.models import ApiToken, AuditEvent
 from scans.models import ClinicalNote, StudyStatus
 from tests.conftest import TEST_PASSWORD
 from tests.factories import make_patient, make_study
@@ -16,8 +16,8 @@ pytestmark = pytest.mark.django_db
 
 
 def token_client(user) -> Client:
-    token, _ = Token.objects.get_or_create(user=user)
-    return Client(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, key = tokens.issue(user, "test client")
+    return Client(HTTP_AUTHORIZATION=f"Token {key}")
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def test_token_endpoint_issues_token_and_refuses_bad_credentials(client, radiolo
     ok = client.post(url, {"email": radiologist.email, "password": TEST_PASSWORD}, content_type="application/json")
     assert ok.status_code == 200
     key = ok.json()["token"]
-    assert Token.objects.get(user=radiologist).key == key
+    assert ApiToken.objects.get(user=radiologist).key_hash == ApiToken.hash_key(key)
     assert AuditEvent.objects.filter(action="api.token.issue", actor=radiologist).exists()
     bad = client.post(url, {"email": radiologist.email, "password": "wrong-password-123"}, content_type="application/json")
     assert bad.status_code == 400

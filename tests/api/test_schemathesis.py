@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.specs.openapi import checks as openapi_checks
 
+from accounts import tokens
 from scans.models import StudyStatus
 from tests.factories import make_study
 
@@ -63,7 +63,7 @@ def api_token(keep_test_connection, db, administrator, patient_alice, radiologis
     signed = make_study(patient_alice.patient_record, status=StudyStatus.AWAITING_REVIEW)
     sign_off(signed, user=radiologist, decision="confirm")
     make_study(patient_alice.patient_record, status=StudyStatus.AWAITING_REVIEW)
-    return Token.objects.create(user=administrator).key
+    return tokens.issue(administrator, "schemathesis")[1]
 
 
 @pytest.mark.slow

@@ -135,13 +135,13 @@ def test_staff_upload_through_api_starts_processing(client, radiologist, patient
 
 
 def test_token_auth_upload(client, radiologist, patient_alice, media, monkeypatch):
-    from rest_framework.authtoken.models import Token
+    from accounts import tokens
 
     monkeypatch.setattr("portal.workflow.pipeline.start_processing", lambda study: [])
-    token = Token.objects.create(user=radiologist)
+    _, key = tokens.issue(radiologist, "test")
     patient = patient_alice.patient_record
     response = client.post(
-        reverse("api:uploads"), {"patient": patient.pk, "files": _files(patient_id=patient.mrn)}, HTTP_AUTHORIZATION=f"Token {token.key}"
+        reverse("api:uploads"), {"patient": patient.pk, "files": _files(patient_id=patient.mrn)}, HTTP_AUTHORIZATION=f"Token {key}"
     )
     assert response.status_code == 201
     assert client.post(reverse("api:uploads"), {"patient": patient.pk, "files": _files()}).status_code in (401, 403)

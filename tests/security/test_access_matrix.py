@@ -182,6 +182,9 @@ RULES: dict[str, Rule] = {
     "api:uploads": Rule(api_logged_in(400), method="POST"),
     # REST API.
     "api:token": Rule(public(400), method="POST"),
+    "api:token_list": Rule(api_logged_in(200)),
+    # Alice's token: she revokes it (204); nobody else can see it exists (404).
+    "api:token_detail": Rule(_roles(401, 204, 404, 404, 404), method="DELETE", kwargs=lambda w: {"pk": w.alice_token.pk}),
     "api:patient_list": Rule(api_logged_in(200)),
     "api:patient_detail": Rule(api_alices(200), kwargs=PATIENT, audit="api.patient.view"),
     "api:study_list": Rule(api_logged_in(200)),
@@ -234,7 +237,10 @@ def world(patient_alice, patient_bob, radiologist, administrator, deactivated_us
     target = User.objects.create_user("target@example.org", TEST_PASSWORD, role="radiologist")
     spare_user = User.objects.create_user("spare@example.org", TEST_PASSWORD, role="patient")
     spare_patient = Patient.objects.create(mrn="MRN-SPARE", user=spare_user)
-    base = dict(patient=alice_record, target_user=target, spare_patient=spare_patient,
+    from accounts import tokens
+
+    alice_token, _ = tokens.issue(patient_alice, "matrix")
+    base = dict(patient=alice_record, target_user=target, spare_patient=spare_patient, alice_token=alice_token,
                 alice=patient_alice, bob=patient_bob, radiologist=radiologist,
                 administrator=administrator, deactivated=deactivated_user)
     return SimpleNamespace(
@@ -258,6 +264,8 @@ def _matches(expected: Expected, status: int) -> bool:
 
 
 def _request(client: Client, method: str, url: str, data: dict):
+    if method == "DELETE":
+        return client.delete(url)
     return client.post(url, data) if method == "POST" else client.get(url)
 
 
