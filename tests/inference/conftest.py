@@ -8,6 +8,7 @@ import pytest
 
 from inference.data import CLASSES
 from inference.predict import DEFAULT_MODELS_DIR
+from tests.conftest import skip_or_fail
 
 REPO = Path(__file__).resolve().parents[2]
 MRI_ROOT = REPO.parent / "shared" / "data" / "brain-tumor-mri" / "Training"
@@ -16,7 +17,7 @@ DICOM_SERIES = REPO.parent / "shared" / "data" / "dicom" / "brain-dwi-sagittal-4
 
 def need_shared(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"../shared/data not present: {path}")
+        skip_or_fail(f"../shared/data not present: {path}")
     return path
 
 
@@ -33,7 +34,7 @@ def dicom_series() -> Path:
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     if not (DEFAULT_MODELS_DIR / "default.txt").exists():
-        pytest.skip(f"no shipped model in {DEFAULT_MODELS_DIR}")
+        skip_or_fail(f"no shipped model in {DEFAULT_MODELS_DIR}")
     return DEFAULT_MODELS_DIR
 
 

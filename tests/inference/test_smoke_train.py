@@ -19,7 +19,7 @@ def test_train_export_predict_cnn_lstm(mri_root, tmp_path):
     from inference.train import train
 
     data = make_subset(mri_root, tmp_path / "data", per_class=8)
-    meta = train("cnn_lstm", data, tmp_path / "run", epochs=1, size=32, log=lambda m: None)
+    meta = train("cnn_lstm", data, tmp_path / "run", recipe="v1", epochs=1, size=32, log=lambda m: None)
     assert meta["split"]["groups_spanning_train_and_val"] == 0
     assert meta["data"]["n_images"] == 32 and len(meta["data"]["fingerprint_sha256"]) == 64
     assert meta["calibration"]["temperature"] > 0
@@ -45,7 +45,7 @@ def test_train_export_predict_cnn_lstm(mri_root, tmp_path):
 @pytest.mark.slow
 def test_warm_start_copies_matching_layers_and_continues_full_matches(tmp_path):
     from inference.architectures import build_cnn_lstm
-    from inference.train import _warm_start
+    from inference.scratch import warm_start
 
     src = build_cnn_lstm(32)
     np.savez_compressed(tmp_path / "keras_weights_fp16.npz", *[w.astype(np.float16) for w in src.get_weights()])
@@ -54,11 +54,11 @@ def test_warm_start_copies_matching_layers_and_continues_full_matches(tmp_path):
         "training": {"seconds": 1.0, "stages": [{"history": [{}, {}, {}]}]}}))
 
     wider_input = build_cnn_lstm(48)          # 3 LSTM steps of 3x128 instead of 2 of 2x128
-    start, info = _warm_start(wider_input, tmp_path, log=lambda m: None)
+    start, info = warm_start(wider_input, tmp_path, log=lambda m: None)
     assert start == 0 and info["layers_new"] == ["bilstm"]
     conv = wider_input.get_layer("s1_conv1").get_weights()[0]
     assert np.allclose(conv, src.get_layer("s1_conv1").get_weights()[0], atol=1e-3)
 
     same = build_cnn_lstm(32)
-    start, info = _warm_start(same, tmp_path, log=lambda m: None)
+    start, info = warm_start(same, tmp_path, log=lambda m: None)
     assert start == 3 and info["layers_new"] == []   # a continuation: epochs keep counting
