@@ -1,11 +1,32 @@
 """The one way to write the audit trail."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from django.http import HttpRequest
 
 from accounts.models import AuditEvent, User
+
+
+# Patient records live in scans, which depends on accounts (not the other way round): scans
+# registers how to find patient ids from what an administrator types (an MRN or a name).
+PatientLookup = Callable[[str], list[int]]
+_patient_lookup: PatientLookup | None = None
+
+
+def register_patient_lookup(lookup: PatientLookup) -> None:
+    global _patient_lookup
+    _patient_lookup = lookup
+
+
+def patient_ids_matching(text: str) -> list[int]:
+    """Patient ids for the audit filter: the id itself when digits are typed, plus any record
+    whose MRN or name matches."""
+    text = text.strip()
+    ids = [int(text)] if text.isdigit() else []
+    if _patient_lookup is not None and text:
+        ids += _patient_lookup(text)
+    return ids
 
 
 def client_ip(request: HttpRequest | None) -> str | None:

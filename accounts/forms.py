@@ -47,10 +47,11 @@ class UserFilterForm(forms.Form):
 
 class AuditFilterForm(forms.Form):
     actor = forms.CharField(label=_("Actor e-mail contains"), required=False, max_length=254)
-    action = forms.CharField(label=_("Action"), required=False, max_length=64, widget=forms.TextInput(attrs={"list": "audit-actions"}))
+    action = forms.CharField(label=_("Action contains (e.g. review)"), required=False, max_length=64,
+                             widget=forms.TextInput(attrs={"list": "audit-actions"}))
     object_type = forms.CharField(label=_("Object type"), required=False, max_length=64)
     object_id = forms.CharField(label=_("Object id"), required=False, max_length=64)
-    patient = forms.IntegerField(label=_("Patient id"), required=False, min_value=1)
+    patient = forms.CharField(label=_("Patient (MRN or name)"), required=False, max_length=200)
     date_from = forms.DateField(label=_("From (date)"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(label=_("To (date)"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
 

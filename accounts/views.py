@@ -154,13 +154,13 @@ def audit_log(request: HttpRequest) -> HttpResponse:
         if data["actor"]:
             events = events.filter(actor_email__icontains=data["actor"].strip())
         if data["action"]:
-            events = events.filter(action=data["action"].strip())
+            events = events.filter(action__icontains=data["action"].strip())
         if data["object_type"]:
             events = events.filter(object_type=data["object_type"].strip())
         if data["object_id"]:
             events = events.filter(object_id=data["object_id"].strip())
-        if data["patient"]:
-            events = events.filter(patient_id=data["patient"])
+        if data["patient"].strip():
+            events = events.filter(patient_id__in=audit.patient_ids_matching(data["patient"]))
         tz = timezone.get_current_timezone()
         if data["date_from"]:
             events = events.filter(at__gte=datetime.combine(data["date_from"], time.min, tzinfo=tz))

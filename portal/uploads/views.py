@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.audit import record
 from portal.workflow.ingest import UploadNotAllowed, submit_upload
+from portal.workflow.review import latest_predictions
 from scans.access import get_study_for, require_clinical_staff
 from scans.errors import ScanError, TooLarge
 from scans.models import Patient
@@ -158,10 +159,14 @@ def _upload_checked(request: HttpRequest) -> HttpResponse:
         raise Http404 from None
     audit_upload(request, patient, result, allow_mismatch)
     payload = result_payload(result, user)
+    payload["already_uploaded"] = not result.new_slice_ids
+    if payload["already_uploaded"]:
+        messages.info(request, _("These files were already uploaded: nothing new was stored."))
     if user.is_clinical_staff and result.studies:
         payload["next"] = reverse("uploads:study", args=[result.studies[0].pk])
     else:
-        messages.success(request, _("Thank you: your scans were received. A radiologist will review them."))
+        if not payload["already_uploaded"]:
+            messages.success(request, _("Thank you: your scans were received. A radiologist will review them."))
         payload["next"] = reverse("uploads:upload")
     if _is_xhr(request):
         return JsonResponse(payload, status=201)
@@ -175,9 +180,10 @@ def study(request: HttpRequest, pk: int) -> HttpResponse:
     require_clinical_staff(request.user)
     study_obj = get_study_for(request.user, pk)
     series = []
+    latest = {p.series_id: p for p in latest_predictions(study_obj)}
     for s in study_obj.series.order_by("series_number", "id"):
         slices = list(s.ordered_slices())
         step = max(1, len(slices) // 8)
-        series.append({"series": s, "count": len(slices), "preview": slices[::step][:8]})
+        series.append({"series": s, "count": len(slices), "preview": slices[::step][:8], "prediction": latest.get(s.pk)})
     record("study.view", request=request, obj=study_obj, patient_id=study_obj.patient_id, page="upload-result")
     return render(request, "uploads/study.html", {"study": study_obj, "series_list": series})

@@ -140,6 +140,7 @@ RULES: dict[str, Rule] = {
     # Landing and health.
     "home": Rule(logged_in(302)),
     "healthz": Rule(public(200)),
+    "favicon": Rule(public(301)),
     # Accounts and the administrators' area.
     "accounts:login": Rule(_roles(200, 302, 302, 302, 302, 200)),
     "accounts:logout": Rule(public(302), method="POST"),
@@ -174,6 +175,7 @@ RULES: dict[str, Rule] = {
     "scans:slice_image": Rule(alices(200), kwargs=SLICE, study_data=True, audit="slice.view"),
     "scans:slice_thumbnail": Rule(alices(200), kwargs=SLICE, study_data=True, audit="slice.thumbnail"),
     "scans:slice_heatmap": Rule(alices(200), kwargs=SLICE, study_data=True, audit="slice.heatmap"),
+    "scans:slice_tags": Rule(staff_only(200), kwargs=SLICE, study_data=True, audit="slice.tags"),
     "scans:series_export": Rule(staff_only(200), kwargs=SERIES, study_data=True, audit="series.export"),
     # Uploads: patients (own record) and staff.
     "uploads:upload": Rule(logged_in(200)),
