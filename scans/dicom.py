@@ -28,7 +28,7 @@ from pydicom.uid import UID
 
 from scans import scope
 from scans.errors import CorruptFile, ImageBomb, NotAnImage, ScanError
-from scans.validation import check_pixel_budget
+from scans.validation import Readable, as_handle, check_pixel_budget
 
 MAX_DIMENSION = 8192
 MAX_FRAMES = 4096
@@ -127,12 +127,15 @@ def _check_depth(ds: Dataset, filename: str, depth: int = 0) -> None:
             _check_depth(item, filename, depth + 1)
 
 
-def read_dataset(data: bytes, filename: str) -> Dataset:
-    """Parse and validate the header of a DICOM Part 10 file (no pixel decoding)."""
+def read_dataset(data: Readable, filename: str) -> Dataset:
+    """Parse and validate the header of a DICOM Part 10 file (no pixel decoding); bytes or an
+    open file, which pydicom reads element by element."""
+    handle = as_handle(data)
+    handle.seek(0)
     with corrupt_on_error(filename, "not a readable DICOM file"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(io.BytesIO(data))
+            ds = pydicom.dcmread(handle)
         syntax = ds.file_meta.get("TransferSyntaxUID")
         if not syntax or not UID(str(syntax)).is_transfer_syntax:
             raise CorruptFile(filename, f"missing or unknown transfer syntax ({syntax or 'none'})")
@@ -237,14 +240,14 @@ def window_from_tags(ds: Dataset) -> tuple[float | None, float | None]:
     return center, width
 
 
-def parse(data: bytes, filename: str) -> DicomObject:
+def parse(data: Readable, filename: str) -> DicomObject:
     """Validate a DICOM file, decode every frame once (proving it is whole) and describe it.
     Raises ScanError for a bad file and SkipFile for a valid one that is not an image."""
     with corrupt_on_error(filename):
         return _parse(data, filename)
 
 
-def _parse(data: bytes, filename: str) -> DicomObject:
+def _parse(data: Readable, filename: str) -> DicomObject:
     ds = read_dataset(data, filename)
     sop_class = str(ds.file_meta.get("MediaStorageSOPClassUID", "") or ds.get("SOPClassUID", ""))
     if sop_class == DICOMDIR_SOP_CLASS or "DirectoryRecordSequence" in ds:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Iterable
 
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError as DbIntegrityError
 from django.db import transaction
@@ -54,22 +54,33 @@ class Source:
     # listed as rejected instead of failing the upload.
     contained: bool = False
 
-    def read(self) -> bytes:
-        """The whole file, refusing it as soon as it passes the upload limit (read in chunks:
-        one read(limit) call would allocate the whole limit up front)."""
+    def check(self) -> tuple[bytes, str]:
+        """Read the file once, a chunk at a time, refusing it as soon as it passes the upload
+        limit: returns its first bytes (for the type) and its SHA-256. Memory holds one chunk,
+        never the whole file (Django has already streamed large uploads to temporary files)."""
         limit = int(settings.UPLOAD_MAX_BYTES)
-        too_large = TooLarge(self.name, f"the file is larger than the upload limit of {limit:,} bytes")
         if self.size is not None and self.size > limit:
-            raise too_large
-        chunks: list[bytes] = []
-        total = 0
+            raise TooLarge(self.name, f"the file is larger than the upload limit of {limit:,} bytes")
         with _ReuseOrOpen(self._open) as handle:
-            while chunk := handle.read(READ_CHUNK):
-                total += len(chunk)
-                if total > limit:
-                    raise too_large
-                chunks.append(chunk)
-        return b"".join(chunks)
+            head, digest = _stream(handle, limit)
+        if digest is None:
+            raise TooLarge(self.name, f"the file is larger than the upload limit of {limit:,} bytes")
+        return head, digest
+
+
+def _stream(handle: IO[bytes], limit: int | None = None) -> tuple[bytes, str | None]:
+    """(first 512 bytes, SHA-256) of a file read in chunks; digest None past `limit` bytes."""
+    digest = hashlib.sha256()
+    head = b""
+    total = 0
+    while chunk := handle.read(READ_CHUNK):
+        total += len(chunk)
+        if limit is not None and total > limit:
+            return head, None
+        if len(head) < 512:
+            head += chunk[: 512 - len(head)]
+        digest.update(chunk)
+    return head, digest.hexdigest()
 
 
 class _ReuseOrOpen:
@@ -220,21 +231,22 @@ def _skippable(source: Source) -> bool:
 
 
 def _parse(source: Source) -> _Parsed | None:
-    data = source.read()
-    kind = sniff(data[:512], source.name)
-    digest = hashlib.sha256(data).hexdigest()
-    if kind == DICOM:
-        # Only the description is kept; the bytes are re-read from the source when stored,
-        # so memory holds one file at a time.
-        return _Parsed(source, source.name, DICOM, digest, dicom=dicom.parse(data, source.name))
-    if kind in (PNG, JPEG):
-        image = open_raster(data, source.name, kind)
-        width, height = image.size
-        image.close()
-        return _Parsed(source, source.name, kind, digest, rows=height, columns=width)
+    """Size, type and hash from one streamed pass; then the parser reads the file itself
+    (pydicom and PIL take the open file). Only the description is kept: the bytes are
+    re-read from the source when stored, so memory holds at most one decoded image."""
+    head, digest = source.check()
+    kind = sniff(head, source.name)
     if kind == ZIP:
         raise CorruptFile(source.name, "nested archive: zips inside zips are not followed")
-    raise CorruptFile(source.name, "unsupported file")
+    if kind not in (DICOM, PNG, JPEG):
+        raise CorruptFile(source.name, "unsupported file")
+    with _ReuseOrOpen(source._open) as handle:
+        if kind == DICOM:
+            return _Parsed(source, source.name, DICOM, digest, dicom=dicom.parse(handle, source.name))
+        image = open_raster(handle, source.name, kind)
+        width, height = image.size
+        image.close()
+    return _Parsed(source, source.name, kind, digest, rows=height, columns=width)
 
 
 def _check_patient(items: list[_Parsed], patient: Patient, allow_mismatch: bool) -> None:
@@ -293,10 +305,13 @@ class _Writer:
         self.storage = default_storage
 
     def save(self, item: _Parsed) -> str:
-        data = item.source.read()
-        if hashlib.sha256(data).hexdigest() != item.sha256:
-            raise CorruptFile(item.name, "the file changed while it was being imported")
-        name = self.storage.save(_storage_name(item), ContentFile(data))
+        """Copy the source to storage in chunks (never whole in memory), after checking it is
+        still the file that was validated."""
+        with _ReuseOrOpen(item.source._open) as handle:
+            if _stream(handle)[1] != item.sha256:
+                raise CorruptFile(item.name, "the file changed while it was being imported")
+            handle.seek(0)
+            name = self.storage.save(_storage_name(item), File(handle))
         self.written.append(name)
         return name
 

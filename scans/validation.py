@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+from typing import IO, Union
 
 from django.conf import settings
 from PIL import Image
@@ -117,13 +118,42 @@ def check_pixel_budget(filename: str, rows: int, columns: int, frames: int = 1) 
         )
 
 
-def _png_trailing_bytes(data: bytes) -> int:
+Readable = Union[bytes, bytearray, IO[bytes]]
+HEADER_BYTES = 256 * 1024  # enough for the PNG IHDR and, in practice, the JPEG SOF marker
+SCAN_CHUNK = 1024 * 1024
+
+
+def as_handle(data: Readable) -> IO[bytes]:
+    """A seekable binary file for bytes or an (uploaded, temporary) file: the checks read it in
+    pieces, so a file on disk is never loaded whole to be checked."""
+    return io.BytesIO(bytes(data)) if isinstance(data, (bytes, bytearray)) else data
+
+
+class _Lent:
+    """The caller's file lent to PIL, whose Image.close() would close it too."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._handle = handle
+
+    def __getattr__(self, name: str):
+        return getattr(self._handle, name)
+
+    def close(self) -> None:
+        pass
+
+
+def _size(handle: IO[bytes]) -> int:
+    handle.seek(0, io.SEEK_END)
+    return handle.tell()
+
+
+def _png_trailing_bytes(handle: IO[bytes]) -> int:
     """Bytes after the IEND chunk (0 for a clean PNG). Walks the chunk list, not a search."""
+    n = _size(handle)
     pos = len(PNG_MAGIC)
-    n = len(data)
     while pos + 8 <= n:
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        ctype = data[pos + 4 : pos + 8]
+        handle.seek(pos)
+        length, ctype = struct.unpack(">I4s", handle.read(8))
         end = pos + 12 + length
         if end > n:
             return 0  # truncated: PIL's decode reports it
@@ -131,6 +161,61 @@ def _png_trailing_bytes(data: bytes) -> int:
             return n - end
         pos = end
     return 0
+
+
+def _next_marker(handle: IO[bytes]) -> bool:
+    """Skip entropy-coded data up to the next marker (0xFF not followed by a stuffed 0x00 or a
+    restart marker); leave the handle on its 0xFF. False at the end of the file."""
+    while True:
+        start = handle.tell()
+        chunk = handle.read(SCAN_CHUNK)
+        if len(chunk) < 2:
+            return False
+        i = chunk.find(b"\xff")
+        while i != -1 and i + 1 < len(chunk):
+            following = chunk[i + 1]
+            if following != 0x00 and not 0xD0 <= following <= 0xD7:
+                handle.seek(start + i)
+                return True
+            i = chunk.find(b"\xff", i + 2)
+        handle.seek(start + len(chunk) - 1)  # an 0xFF at the very end is looked at again with its follower
+
+
+def _jpeg_end(handle: IO[bytes]) -> int | None:
+    """Offset just past the EOI marker that ends the image, or None when the marker structure
+    is damaged (the decoder then reports it)."""
+    handle.seek(2)
+    while True:
+        pair = handle.read(2)
+        if len(pair) < 2 or pair[0] != 0xFF:
+            return None
+        marker = pair[1]
+        while marker == 0xFF:  # fill bytes
+            byte = handle.read(1)
+            if not byte:
+                return None
+            marker = byte[0]
+        if marker == 0xD9:
+            return handle.tell()
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
+            continue
+        raw = handle.read(2)
+        if len(raw) < 2:
+            return None
+        handle.seek(struct.unpack(">H", raw)[0] - 2, io.SEEK_CUR)
+        if marker == 0xDA and not _next_marker(handle):  # start of scan: entropy-coded data follows
+            return None
+
+
+def _jpeg_trailing_bytes(handle: IO[bytes]) -> int:
+    end = _jpeg_end(handle)
+    return 0 if end is None else max(_size(handle) - end, 0)
+
+
+def trailing_bytes(handle: IO[bytes], kind: str) -> int:
+    """Bytes after the end of a PNG (IEND) or JPEG (EOI) image: appended HTML, script or a
+    second file, which the portal would otherwise store byte for byte."""
+    return _png_trailing_bytes(handle) if kind == PNG else _jpeg_trailing_bytes(handle)
 
 
 def header_dimensions(data: bytes, kind: str) -> tuple[int, int] | None:
@@ -161,26 +246,29 @@ def header_dimensions(data: bytes, kind: str) -> tuple[int, int] | None:
     return None
 
 
-def open_raster(data: bytes, filename: str, kind: str) -> Image.Image:
+def open_raster(data: Readable, filename: str, kind: str) -> Image.Image:
     """Check a PNG/JPEG header for size, refuse polyglots, then decode it fully.
 
     Returns the decoded PIL image. Dimensions are read from the header first, so a
-    20000×20000 bomb is refused without allocating its pixels."""
-    if kind == PNG:
-        trailing = _png_trailing_bytes(data)
-        if trailing:
-            raise UnsupportedFileType(
-                filename,
-                f"{trailing} bytes of extra data after the end of the PNG image (e.g. appended HTML or "
-                "script); re-export the image",
-            )
-    dims = header_dimensions(data, kind)
+    20000×20000 bomb is refused without allocating its pixels; a file is read in pieces, never
+    loaded whole, until the pixels are decoded."""
+    handle = as_handle(data)
+    handle.seek(0)
+    dims = header_dimensions(handle.read(HEADER_BYTES), kind)
     if dims is not None:
         check_pixel_budget(filename, dims[1], dims[0])
+    trailing = trailing_bytes(handle, kind)
+    if trailing:
+        raise UnsupportedFileType(
+            filename,
+            f"{trailing} bytes of extra data after the end of the {kind.upper()} image (e.g. appended HTML or "
+            "script); re-export the image",
+        )
+    handle.seek(0)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))  # reads the header only
+            image = Image.open(_Lent(handle))  # reads the header only
             width, height = image.size
             check_pixel_budget(filename, height, width)
             expected = PNG if image.format == "PNG" else JPEG if image.format in ("JPEG", "MPO") else image.format

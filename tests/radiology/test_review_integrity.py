@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts import tokens
 from accounts.models import AuditEvent
 from portal.workflow.explanations import draft_explanation, previews
 from portal.workflow.review import ReviewError, add_note, amend, sign_off
@@ -126,7 +126,7 @@ def test_an_administrator_is_refused_by_the_pages_and_the_api(client, study, rad
     page = client.post(reverse("radiology:sign_off", args=[study.pk]), {"decision": "confirm"})
     assert page.status_code == 403
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION="Token " + Token.objects.create(user=administrator).key)
+    api.credentials(HTTP_AUTHORIZATION="Token " + tokens.issue(administrator, "test")[1])
     url = reverse("api:study_reviews", args=[study.pk])
     assert api.post(url, {"decision": "confirm"}, format="json").status_code == 403
     sign_off(study, user=radiologist, decision="confirm")
