@@ -1,11 +1,15 @@
-"""Out-of-distribution gate: "is this a brain MRI slice?".
+"""The image check: "is this slice like what the model was trained on?" (Django-free).
 
-Two stages, both cheap:
+It answers "outside what the model was trained on", not "not an MRI": a rejected slice may be
+a real brain MRI of a kind the training set lacks. Two stages, both cheap:
 1. image statistics on the raw pixels (colour saturation, near-constant image, noise level,
    brightness, dark-background share), each with an accepted range fitted on the training images;
-2. Mahalanobis distance of the pooled last-conv features to the nearest class mean (shared,
-   shrunk covariance), with a threshold at a high percentile of calibration-split MRI scores.
-Parameters live in a small .npz next to the model.
+2. a feature-space detector on the network's own last-conv feature map: the Mahalanobis
+   distance of the pooled features to the nearest class mean (shared covariance, shrunk toward
+   the identity), rejected above a threshold set on the val_cal split. The map is globally
+   average-pooled (pooling per quarter of the map was measured and caught fewer CT images).
+Parameters live in a small ood.npz next to the model; `python -m inference.fit_scope DIR`
+refits them for any artifact folder (docs/scope.md).
 """
 from __future__ import annotations
 
@@ -42,7 +46,7 @@ class OODGate:
     stat_hi: np.ndarray
     means: np.ndarray          # (classes, d) class means of pooled features
     precision: np.ndarray      # (d, d) inverse shared covariance
-    threshold: float           # Mahalanobis² above this -> not MRI
+    threshold: float           # Mahalanobis² above this -> outside the training distribution
 
     # ------------------------------------------------------------------ fitting
     @staticmethod
@@ -76,10 +80,11 @@ class OODGate:
         s = np.atleast_2d(stats)
         return np.all((s >= self.stat_lo) & (s <= self.stat_hi), axis=1)
 
-    def score(self, stats: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(is_mri, ood_score) where ood_score = Mahalanobis² / threshold (> 1 means rejected by
-        features; image-statistic failures are reported as max(score, 2))."""
-        score = self.mahalanobis(features) / self.threshold
+    def score(self, stats: np.ndarray, fmap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(in_scope, ood_score) for a batch of image statistics and (N, h, w, c) conv maps;
+        ood_score = Mahalanobis² / threshold (> 1 means rejected by features; image-statistic
+        failures are reported as max(score, 2))."""
+        score = self.mahalanobis(pool_features(fmap)) / self.threshold
         ok_stats = self.stats_ok(stats)
         score = np.where(ok_stats, score, np.maximum(score, 2.0))
         return ok_stats & (score <= 1.0), score.astype(np.float32)
@@ -94,3 +99,9 @@ class OODGate:
     def load(cls, path: str | Path) -> "OODGate":
         z = np.load(path)
         return cls(z["stat_lo"], z["stat_hi"], z["means"], z["precision"], float(z["threshold"]))
+
+
+def pool_features(fmap: np.ndarray) -> np.ndarray:
+    """(N, h, w, c) conv map -> (N, c) global-average-pooled features; (N, c) passes through."""
+    f = np.asarray(fmap, np.float32)
+    return f.mean(axis=(1, 2)) if f.ndim == 4 else f

@@ -141,7 +141,7 @@ class Predictor:
             grays = np.stack([g for g, _ in prepared])
             x = self.preprocess(grays)
             logits, fmap = self.backend(x)
-            is_mri, score = self.gate.score(stats, fmap.mean(axis=(1, 2)))
+            is_mri, score = self.gate.score(stats, fmap)
             probs = calibrate.softmax(logits, self.temperature)
             for i, p in enumerate(chunk):
                 cls = int(probs[i].argmax())

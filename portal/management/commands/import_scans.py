@@ -1,8 +1,9 @@
 """python manage.py import_scans PATH --patient MRN [--create-patient] [--allow-mismatch]
 
-Imports a file, a folder or a zip for one patient. Progress goes to stdout line by line;
-the LAST line is one JSON object:
-{"studies": [{"study_instance_uid": ..., "series": [{"series_instance_uid": ..., "slices": N}]}],
+Imports a file, a folder or a zip for one patient. Progress goes to stdout line by line,
+then one line per series with its AI outcome (the class, the out-of-scope reason, or that it
+is still queued); the LAST line is one JSON object:
+{"studies": [{"study_instance_uid": ..., "series": [{"series_instance_uid": ..., "slices": N, "ai": ...}]}],
  "rejected": [{"file": ..., "reason": ...}]}
 Bad input (a damaged file, a bomb, a patient mismatch) is a CommandError naming the file.
 """
@@ -17,7 +18,17 @@ from django.db import transaction
 from portal.workflow.ingest import submit_upload
 from scans.errors import ScanError
 from scans.ingest import sources_from_path
-from scans.models import Patient
+from scans.models import Patient, Series
+
+
+def ai_outcome(series: Series, processed: bool) -> str:
+    """The class and confidence, the out-of-scope reason, or why there is no result yet."""
+    prediction = series.predictions.order_by("-created_at", "-id").first()
+    if prediction is not None:
+        return prediction.out_of_scope_reason or f"{prediction.label} {prediction.confidence:.0%}"
+    if series.scope_reason:
+        return series.scope_reason
+    return "queued for classification" if processed else "not classified (--no-process)"
 
 
 class Command(BaseCommand):
@@ -64,15 +75,21 @@ class Command(BaseCommand):
             except ScanError as exc:  # the atomic block rolls back a patient created above
                 raise CommandError(f"{exc.filename}: {exc.message}") from exc
         payload = result.as_json()
+        processed = not options["no_process"]
+        outcomes = {s.pk: ai_outcome(s, processed) for s in Series.objects.filter(study__in=result.studies)}
         summary = {
             "studies": [
                 {
                     "study_instance_uid": s["study_instance_uid"],
-                    "series": [{"series_instance_uid": x["series_instance_uid"], "slices": x["slices"]} for x in s["series"]],
+                    "series": [{"series_instance_uid": x["series_instance_uid"], "slices": x["slices"],
+                                "ai": outcomes.get(x["id"], "")} for x in s["series"]],
                 }
                 for s in payload["studies"]
             ],
             "rejected": payload["rejected"],
         }
         self.stdout.write(f"{len(result.new_slice_ids)} new slice(s) stored")
+        for study in summary["studies"]:
+            for x in study["series"]:
+                self.stdout.write(f"series {x['series_instance_uid']} ({x['slices']} slices): AI: {x['ai']}")
         self.stdout.write(json.dumps(summary))

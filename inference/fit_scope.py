@@ -1,0 +1,105 @@
+"""Refit the image check (inference.ood) of an artifact folder from the model's own features.
+
+    python -m inference.fit_scope ARTIFACT_DIR [--data ROOT] [--shrinkage 0.01] [--quantile 99.5] [--margin 1.05] [--dry-run]
+
+Runs the served model (ONNX) over the training part of the grouped split (every image not in
+split.json's val_cal or val_test) and over val_cal; fits the image-statistic ranges and the class
+means + shared covariance on the training part, sets the Mahalanobis threshold at `margin` × the
+`quantile`-th percentile of val_cal, and writes ARTIFACT_DIR/ood.npz (and the "ood" block of its
+metadata.json). val_test is never read. Reproducible: no randomness.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from inference.data import CLASSES, list_samples, load_rgb, to_uint8
+from inference.ood import OODGate, image_stats, pool_features
+
+DEFAULT_SHRINKAGE = 0.01
+DEFAULT_QUANTILE = 99.5
+DEFAULT_MARGIN = 1.05
+
+
+def network_outputs(predictor, images: Sequence[np.ndarray], batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(image statistics, conv maps) of many images through the served network."""
+    stats, maps = [], []
+    for start in range(0, len(images), batch):
+        chunk = [to_uint8(np.asarray(x)) for x in images[start:start + batch]]
+        stats.append(np.stack([image_stats(x) for x in chunk]))
+        grays = np.stack([predictor.network_grays(x)[0] for x in chunk])
+        _, fmap = predictor.backend(predictor.preprocess(grays))
+        maps.append(np.asarray(fmap, np.float32))
+    return np.concatenate(stats), np.concatenate(maps)
+
+
+def split_parts(model_dir: Path, root: Path) -> dict[str, list[tuple[Path, int]]]:
+    """train / val_cal / val_test as (path, class index), from the artifact's split.json."""
+    split = json.loads((model_dir / "split.json").read_text())
+    held = set(split["val_cal"]) | set(split["val_test"])
+    train = [(s.path, s.label) for s in list_samples(root) if f"{s.path.parent.name}/{s.path.name}" not in held]
+    parts = {"train": train}
+    for part in ("val_cal", "val_test"):
+        parts[part] = [(root / rel, CLASSES.index(rel.split("/")[0])) for rel in split[part]]
+    return parts
+
+
+def fit(predictor, train: list[tuple[Path, int]], val_cal: list[tuple[Path, int]], shrinkage: float = DEFAULT_SHRINKAGE, quantile: float = DEFAULT_QUANTILE, margin: float = DEFAULT_MARGIN
+        ) -> tuple[OODGate, dict]:
+    stats_tr, maps_tr = network_outputs(predictor, [load_rgb(p) for p, _ in train])
+    labels = np.array([y for _, y in train])
+    lo, hi = OODGate.fit_stat_ranges(stats_tr)
+    means, precision = OODGate.fit_mahalanobis(pool_features(maps_tr), labels, shrinkage)
+    gate = OODGate(lo, hi, means, precision, 1.0)
+    stats_cal, maps_cal = network_outputs(predictor, [load_rgb(p) for p, _ in val_cal])
+    d2 = gate.mahalanobis(pool_features(maps_cal))
+    gate.threshold = float(np.percentile(d2, quantile) * margin)
+    _, score = gate.score(stats_cal, maps_cal)
+    report = {
+        "file": "ood.npz",
+        "mahalanobis_threshold": gate.threshold,
+        "threshold_rule": f"{margin} x {quantile}th percentile of val_cal Mahalanobis^2 (min over class means, "
+                          f"shared covariance shrunk {shrinkage:g} to identity) on GAP last-conv features; "
+                          "fitted by inference.fit_scope",
+        "image_stat_ranges": {n: [float(a), float(b)] for n, a, b in zip(
+            ("saturation", "std", "noise", "mean", "dark_fraction"), lo, hi)},
+        "val_cal_rejected": float((score > 1).mean()),
+        "n_train": len(train),
+        "n_val_cal": len(val_cal),
+    }
+    return gate, report
+
+
+def main(argv: list[str] | None = None) -> None:
+    from inference.predict import Predictor
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("artifact_dir")
+    ap.add_argument("--data", help="training images (Kaggle layout); default: metadata.json data.root")
+    ap.add_argument("--shrinkage", type=float, default=DEFAULT_SHRINKAGE)
+    ap.add_argument("--quantile", type=float, default=DEFAULT_QUANTILE)
+    ap.add_argument("--margin", type=float, default=DEFAULT_MARGIN)
+    ap.add_argument("--dry-run", action="store_true", help="print the fit, write nothing")
+    a = ap.parse_args(argv)
+    model_dir = Path(a.artifact_dir).resolve()
+    predictor = Predictor.load(model_dir.name, model_dir.parent)
+    root = Path(a.data or predictor.meta["data"]["root"])
+    parts = split_parts(model_dir, root)
+    gate, report = fit(predictor, parts["train"], parts["val_cal"], a.shrinkage, a.quantile, a.margin)
+    print(json.dumps(report, indent=1))
+    if a.dry_run:
+        return
+    gate.save(model_dir / "ood.npz")
+    meta_path = model_dir / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["ood"] = {k: v for k, v in report.items() if k not in ("n_train", "n_val_cal")}
+    meta_path.write_text(json.dumps(meta, indent=2))
+    print(f"wrote {model_dir / 'ood.npz'} and the ood block of {meta_path}")
+
+
+if __name__ == "__main__":
+    main()
