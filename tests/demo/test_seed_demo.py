@@ -15,7 +15,7 @@ from scans.models import ClinicalNote, Patient, Study, StudyStatus
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _check_demo(studies: list[Study]) -> None:
+def _check_demo(studies: list[Study], generated: bool = False) -> None:
     prior, current, out_of_scope = studies
     assert prior.status == StudyStatus.SIGNED
     review = prior.latest_review()
@@ -23,7 +23,11 @@ def _check_demo(studies: list[Study]) -> None:
     assert ClinicalNote.objects.filter(study=prior, for_patient=True).count() == 1
     assert current.status == StudyStatus.AWAITING_REVIEW
     assert current.series.count() == 2
-    assert primary_prediction(current).is_brain_mri
+    primary = primary_prediction(current)
+    # Real slices get a class; generated phantoms may be refused by the image check (issue 15),
+    # and then say so in its words.
+    assert primary.is_brain_mri or (
+        generated and primary.out_of_scope_reason.startswith("outside what the model was trained on"))
     # What was scanned comes from the DICOM header; the aggregation rule is stored whole.
     assert (current.body_part, current.institution, out_of_scope.body_part) == ("BRAIN", "Demo Hospital", "CHEST")
     from inference.predict import AGGREGATION_RULE
@@ -50,5 +54,5 @@ def test_seed_demo_with_the_sample_data(shared_data, capsys):
 def test_seed_demo_generates_images_without_the_sample_data(radiologist):
     patient = Patient.objects.create(mrn="GEN-1", full_name="Gene Rated")
     studies = seed_studies(patient, radiologist, lambda line: None, shared=None)
-    _check_demo(studies)
+    _check_demo(studies, generated=True)
     assert User.objects.count() == 1  # only the radiologist fixture: no accounts made here
