@@ -7,3 +7,6 @@ class PortalConfig(AppConfig):
 
     name = "portal"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from portal.workflow import pacs  # noqa: F401 - connects the preliminary-results receiver

@@ -36,6 +36,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, connections, transaction
 from django.db.models import F, Q
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -72,7 +73,10 @@ class PermanentError(Exception):
     """Bad input: retrying cannot help."""
 
 
-def max_attempts() -> int:
+def max_attempts(kind: str | None = None) -> int:
+    """Attempts per job; a send to a PACS that may be down for a while gets more."""
+    if kind == JobKind.SEND:
+        return int(getattr(settings, "DICOM_SEND_MAX_ATTEMPTS", 20))
     return int(getattr(settings, "JOB_MAX_ATTEMPTS", 3))
 
 
@@ -137,7 +141,7 @@ def _enqueue(job: Job) -> None:
     must find the row). The task id is recorded on the job so a redelivery is recognised."""
     from portal import tasks
 
-    task = tasks.classify_series if job.kind == JobKind.CLASSIFY else tasks.explain_study
+    task = {JobKind.CLASSIFY: tasks.classify_series, JobKind.SEND: tasks.send_dicom}.get(job.kind, tasks.explain_study)
     task_id = job.celery_task_id or str(uuid.uuid4())
     if job.celery_task_id != task_id:
         Job.objects.filter(pk=job.pk).update(celery_task_id=task_id)
@@ -233,7 +237,7 @@ def _claim(job_id: int, kind: str, task_id: str | None) -> Claim:
     if task_id:
         claimable |= Q(state=JobState.RUNNING, celery_task_id=task_id)
     updated = (
-        Job.objects.filter(claimable, pk=job_id, kind=kind, attempts__lt=max_attempts())
+        Job.objects.filter(claimable, pk=job_id, kind=kind, attempts__lt=max_attempts(kind))
         .update(
             state=JobState.RUNNING,
             attempts=F("attempts") + 1,
@@ -249,7 +253,7 @@ def _claim(job_id: int, kind: str, task_id: str | None) -> Claim:
         return Claim(None, False)
     if updated:
         return Claim(job, True)
-    if job.state in (JobState.QUEUED, JobState.RUNNING) and job.attempts >= max_attempts() and (
+    if job.state in (JobState.QUEUED, JobState.RUNNING) and job.attempts >= max_attempts(kind) and (
         job.state == JobState.QUEUED or (task_id and job.celery_task_id == task_id)
     ):
         # Every attempt so far died or failed transiently (e.g. a poison input that kills
@@ -280,7 +284,7 @@ def _fail(job: Job, message: str, *, study_detail: str | None = None) -> None:
 def _requeue_after_transient(job: Job, exc: BaseException) -> None:
     """Transient error: back to queued (or FAILED when the attempts are used up)."""
     message = _describe(exc)
-    if job.attempts >= max_attempts():
+    if job.attempts >= max_attempts(job.kind):
         _fail(job, _("Failed after %(n)d attempts: %(error)s") % {"n": job.attempts, "error": message})
         return
     Job.objects.filter(pk=job.pk, state=JobState.RUNNING).update(
@@ -406,6 +410,13 @@ def _run_claimed(
     return Job.objects.get(pk=job_id)
 
 
+# The job life cycle for services outside this module (portal.workflow.pacs sends results).
+enqueue = _enqueue
+run_claimed = _run_claimed
+# Sent (inside the transaction) when every series of a study is classified: sender=Study.
+study_awaiting_review = Signal()
+
+
 def _finish_explanation(job: Job) -> None:
     now = timezone.now()
     Job.objects.filter(pk=job.pk).update(state=JobState.DONE, error="", finished_at=now, updated_at=now)
@@ -490,6 +501,7 @@ def _finish_classification(job: Job) -> None:
             return
         if _set_study_status(study, StudyStatus.AWAITING_REVIEW, _("AI result ready for review.")):
             request_explanation(study)
+            study_awaiting_review.send(sender=Study, study=study)
 
 
 def _latest_per_series(jobs: Iterable[Job]) -> list[Job]:
@@ -555,7 +567,7 @@ def sweep_stale_jobs() -> int:
             cutoff = timezone.now() - timezone.timedelta(seconds=stale_after)
             if job.updated_at >= cutoff:
                 continue
-            if job.attempts >= max_attempts():
+            if job.attempts >= max_attempts(job.kind):
                 was = job.get_state_display().lower()
                 _fail(job, _("Gave up after %(n)d attempts (the job was still %(state)s with no progress). %(error)s")
                       % {"n": job.attempts, "state": was, "error": job.error})

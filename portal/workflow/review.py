@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 
 from accounts.audit import record
 from portal.workflow.notifications import notify_report_ready
+from portal.workflow.pacs import send_results
 from scans.models import (
     TUMOUR_CLASSES,
     ClinicalNote,
@@ -215,6 +216,8 @@ def _write_version(
             explanation_edited=edited,
         )
         transaction.on_commit(lambda: notify_report_ready(review, request=request))
+        # The signed version goes to the PACS (SR + key image): send jobs in this transaction.
+        send_results(review)
     study.refresh_from_db()
     return SignOffResult(review=review, explanation=explanation)
 
