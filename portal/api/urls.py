@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
-from portal.api import tokens, uploads, views
+from portal.api import results, tokens, uploads, views
 
 app_name = "api"
 urlpatterns = [
@@ -13,6 +13,8 @@ urlpatterns = [
     path("studies/", views.StudyList.as_view(), name="study_list"),
     path("studies/<int:pk>/", views.StudyDetail.as_view(), name="study_detail"),
     path("studies/<int:pk>/report/", views.StudyReport.as_view(), name="study_report"),
+    path("studies/<int:pk>/sr.dcm", results.StudySR.as_view(), name="study_sr"),
+    path("studies/<int:pk>/fhir/", results.StudyFHIR.as_view(), name="study_fhir"),
     path("studies/<int:pk>/notes/", views.StudyNotes.as_view(), name="study_notes"),
     path("studies/<int:pk>/reviews/", views.StudyReviews.as_view(), name="study_reviews"),
     path("uploads/", uploads.UploadView.as_view(), name="uploads"),
