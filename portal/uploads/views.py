@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -22,12 +23,15 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.audit import record
+from portal.workflow.dicom_in import UnmatchedError, patient_from_upload
 from portal.workflow.ingest import UploadNotAllowed, submit_upload
 from portal.workflow.review import latest_predictions
 from scans.access import get_study_for, require_clinical_staff
 from scans.errors import ScanError, TooLarge
 from scans.models import Patient
 
+# The patient choice that makes a new record from the first DICOM file's header.
+NEW_FROM_HEADER = "new-from-header"
 # Multipart framing (boundaries, part headers, form fields) on top of the files themselves.
 MULTIPART_OVERHEAD = 1024 * 1024
 
@@ -138,9 +142,16 @@ def _render_form(request: HttpRequest, *, error: ScanError | None = None, status
         "max_bytes": settings.UPLOAD_MAX_BYTES,
         "max_files": settings.UPLOAD_MAX_FILES,
         "error": error,
+        "new_from_header": NEW_FROM_HEADER,
         "selected_patient": request.POST.get("patient", "") if request.method == "POST" else request.GET.get("patient", ""),
     }
     return render(request, "uploads/upload.html", context, status=status)
+
+
+def _patient_for_upload(request: HttpRequest, files: list) -> Patient:
+    if request.user.is_clinical_staff and request.POST.get("patient") == NEW_FROM_HEADER:
+        return patient_from_upload(files, user=request.user, request=request)
+    return resolve_patient(request.user, request.POST.get("patient"))
 
 
 @csrf_protect
@@ -149,12 +160,15 @@ def _upload_checked(request: HttpRequest) -> HttpResponse:
         return _render_form(request)
     user = request.user
     try:
-        patient = resolve_patient(user, request.POST.get("patient"))
-        allow_mismatch = request.POST.get("allow_mismatch") in ("on", "true", "1")
         files = request.FILES.getlist("files")
-        result = submit_upload(files, patient=patient, user=user, allow_mismatch=allow_mismatch)
+        allow_mismatch = request.POST.get("allow_mismatch") in ("on", "true", "1")
+        with transaction.atomic():  # a record made from the header exists only if the upload succeeds
+            patient = _patient_for_upload(request, files)
+            result = submit_upload(files, patient=patient, user=user, allow_mismatch=allow_mismatch)
     except ScanError as exc:
         return _failure(request, exc)
+    except UnmatchedError as exc:
+        return _failure(request, ScanError("(upload)", exc.message, status=exc.status))
     except UploadNotAllowed:
         raise Http404 from None
     audit_upload(request, patient, result, allow_mismatch)

@@ -124,6 +124,24 @@ def patient_from_header(header: Header, *, user: Any, request: Any = None) -> Pa
     return patient
 
 
+def patient_from_upload(files: list[Any], *, user: Any, request: Any = None) -> Patient:
+    """The upload page's "new patient from the file's header": the first DICOM file's header
+    makes the record (same rules as for the unmatched list)."""
+    for item in files:
+        handle = getattr(item, "file", item)
+        try:
+            handle.seek(0)
+            header = read_header(handle, getattr(item, "name", ""))
+        except (ScanError, AttributeError):
+            continue
+        finally:
+            if hasattr(handle, "seek"):
+                handle.seek(0)
+        return patient_from_header(header, user=user, request=request)
+    raise UnmatchedError(_("A new patient record is made from a DICOM file's header: these files have none "
+                           "(choose the patient instead)."))
+
+
 def _pending(unmatched: UnmatchedStudy) -> UnmatchedStudy:
     locked = UnmatchedStudy.objects.select_for_update().get(pk=unmatched.pk)
     if locked.state != UnmatchedState.PENDING:

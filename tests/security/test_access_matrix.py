@@ -157,6 +157,15 @@ RULES: dict[str, Rule] = {
     "administration:patient_account_create": Rule(admins_only(200)),
     "administration:patient_detail": Rule(admins_only(200), kwargs=PATIENT),
     "administration:patient_link": Rule(admins_only(302), method="POST", kwargs=PATIENT),
+    "administration:dicom_nodes": Rule(admins_only(200)),
+    "administration:dicom_node_echo": Rule(admins_only(302), method="POST", kwargs=lambda w: {"pk": w.dicom_node.pk}),
+    "administration:dicom_sends": Rule(admins_only(200)),
+    "administration:dicom_resend": Rule(admins_only(302), method="POST", kwargs=lambda w: {"pk": w.dicom_send.pk}),
+    "administration:unmatched": Rule(admins_only(200)),
+    "administration:unmatched_detail": Rule(admins_only(200), kwargs=lambda w: {"pk": w.unmatched.pk}),
+    "administration:unmatched_create": Rule(admins_only(302), method="POST", kwargs=lambda w: {"pk": w.unmatched.pk}),
+    "administration:unmatched_link": Rule(admins_only(302), method="POST", kwargs=lambda w: {"pk": w.unmatched.pk}),
+    "administration:unmatched_reject": Rule(admins_only(302), method="POST", kwargs=lambda w: {"pk": w.unmatched.pk}),
     "administration:patient_unlink": Rule(admins_only(302), method="POST", kwargs=lambda w: {"pk": w.spare_patient.pk}),
     # Patient area.
     "patient:home": Rule(patients_only(200), audit="patient.reports.list"),
@@ -247,6 +256,7 @@ def world(patient_alice, patient_bob, radiologist, administrator, deactivated_us
 
     alice_token, _ = tokens.issue(patient_alice, "matrix")
     base = dict(patient=alice_record, target_user=target, spare_patient=spare_patient, alice_token=alice_token,
+                **_hospital_objects(signed),
                 alice=patient_alice, bob=patient_bob, radiologist=radiologist,
                 administrator=administrator, deactivated=deactivated_user)
     return SimpleNamespace(
@@ -254,6 +264,19 @@ def world(patient_alice, patient_bob, radiologist, administrator, deactivated_us
         unsigned=SimpleNamespace(**base, **objects(unsigned)),
         secrets=[alice_record.mrn, signed.study_instance_uid, unsigned.study_instance_uid],
     )
+
+
+def _hospital_objects(signed_study) -> dict:
+    """A remote node nobody listens on (port 7179), one send of the signed report to it, and a
+    study waiting in the unmatched list."""
+    from hospital.models import DicomSend, RemoteNode, UnmatchedStudy
+    from scans.models import Job, JobKind
+
+    node = RemoteNode.objects.create(name="Nowhere", ae_title="NOWHERE", host="127.0.0.1", port=7179)
+    job = Job.objects.create(kind=JobKind.SEND, study=signed_study)
+    send = DicomSend.objects.create(job=job, node=node, review=signed_study.latest_review(), what="sr")
+    unmatched = UnmatchedStudy.objects.create(patient_id="MRN-UNKNOWN", study_instance_uid="2.25.999")
+    return dict(dicom_node=node, dicom_send=send, unmatched=unmatched)
 
 
 def _client(role: str, w: Any) -> tuple[Client, Any]:
