@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import time
 import urllib.request
@@ -64,6 +65,14 @@ class Orthanc:
             self.proc.terminate()
             self.proc.wait(20)
         self.proc = None
+        deadline = time.monotonic() + 20  # until nothing answers on its DICOM port any more
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", ORTHANC_DICOM_PORT), timeout=1).close()
+            except OSError:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"something still listens on port {ORTHANC_DICOM_PORT} after Orthanc stopped")
 
     def get(self, path: str):
         with urllib.request.urlopen(self.url + path, timeout=10) as response:
