@@ -135,8 +135,7 @@ class Listener:
             if files:
                 log.warning("listener: handing over %d instance(s) left in %s", len(files), folder)
                 self._hand_over(files, folder.name.split("_", 1)[0], folder)
-            else:
-                shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)  # handed over, or moved to failed/
 
     # --- events -------------------------------------------------------------------------
 

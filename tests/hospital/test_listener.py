@@ -112,3 +112,37 @@ def test_abrupt_disconnect_duplicates_and_ten_concurrent_associations_lose_or_du
     uids = set(Slice.objects.values_list("sop_instance_uid", flat=True))
     assert uids == {str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in files}
     assert Study.objects.count() == 1
+
+
+def test_an_open_association_is_filed_after_a_quiet_period_and_processed_once(listener, series_48):
+    files = dcm_files(series_48)
+    header = pydicom.dcmread(files[0], stop_before_pixels=True)
+    Patient.objects.create(mrn=header.PatientID)
+    listener.quiet_seconds = 1.0
+    ae = AE(ae_title="SLOWPACS")
+    ae.add_requested_context(MRImageStorage, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+    assoc = ae.associate("127.0.0.1", LISTENER_PORT, ae_title=LISTENER_AE)
+    for path in files:
+        assert assoc.send_c_store(pydicom.dcmread(path)).Status == 0
+    study = wait_until(lambda: Study.objects.filter(study_instance_uid=header.StudyInstanceUID).first(),
+                       what="the study filed while the association is still open")
+    assert assoc.is_established and slices_of(header.StudyInstanceUID) == 48
+    assoc.release()
+    listener.stop()
+    assert Job.objects.filter(study=study, kind=JobKind.CLASSIFY).count() == 1
+
+
+def test_instances_left_in_the_spool_by_a_crash_are_filed_at_the_next_start(transactional_db, series_48, tmp_path):
+    from portal.workflow.dicom_in import make_listener
+
+    files = dcm_files(series_48)[:3]
+    header = pydicom.dcmread(files[0], stop_before_pixels=True)
+    Patient.objects.create(mrn=header.PatientID)
+    left = tmp_path / "spool" / "SCANNER_0123"
+    left.mkdir(parents=True)
+    for path in files:
+        (left / path.name).write_bytes(path.read_bytes())
+    server = make_listener(port=LISTENER_PORT, bind="127.0.0.1", spool_dir=tmp_path / "spool")
+    server.start()
+    server.stop()
+    assert slices_of(header.StudyInstanceUID) == 3 and not left.exists()

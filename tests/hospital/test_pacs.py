@@ -57,6 +57,36 @@ def test_sign_off_stores_the_sr_and_key_image_in_orthanc(orthanc, pacs_node, ser
     assert dciodvfy_errors(sr_path) == [] and dciodvfy_errors(sc_path) == []
 
 
+def test_preliminary_ai_result_only_when_configured_and_marked(orthanc, pacs_node, listener, series_48, settings,
+                                                              tmp_path):
+    settings.DICOM_SEND_PRELIMINARY = True
+    files = sorted(series_48.glob("*.dcm"))
+    header = pydicom.dcmread(files[0], stop_before_pixels=True)
+    Patient.objects.create(mrn=header.PatientID)
+    for path in files:
+        orthanc.post("/instances", path.read_bytes(), "application/dicom")
+    (orthanc_study,) = orthanc.get("/studies")
+    orthanc.post("/modalities/portal/store", f'{{"Resources": ["{orthanc_study}"], "Synchronous": true}}'.encode())
+    listener.stop()
+    sends = DicomSend.objects.filter(preliminary=True, review__isnull=True)
+    assert sorted(s.what for s in sends) == ["sc", "sr"]
+    (sr_path, sr_ds), = orthanc_objects(orthanc, tmp_path)[Comprehensive3DSRStorage]
+    assert (sr_ds.PreliminaryFlag, sr_ds.VerificationFlag) == ("PRELIMINARY", "UNVERIFIED")
+    assert dciodvfy_errors(sr_path) == []
+
+
+def test_each_amendment_sends_a_new_version_and_nothing_unsigned_by_default(pacs_node, patient_alice, radiologist):
+    from portal.workflow.pacs import send_preliminary
+    from portal.workflow.review import amend, sign_off
+
+    study = make_study(patient_alice.patient_record, label="glioma")
+    assert send_preliminary(study, study.series.get().predictions.get()) == []  # not configured
+    sign_off(study, user=radiologist, decision="confirm")
+    amend(study, user=radiologist, decision="override", final_class="notumor", reason="artefact")
+    versions = sorted(DicomSend.objects.values_list("review__version", "what"))
+    assert versions == [(1, "sc"), (1, "sr"), (2, "sc"), (2, "sr")]
+
+
 def test_pacs_down_sign_off_succeeds_and_the_sr_arrives_after_it_restarts(orthanc, pacs_node, patient_alice,
                                                                          radiologist, tmp_path):
     from portal.workflow.pacs import retry_pending_sends
