@@ -75,6 +75,7 @@ def wait_js(page, expression: str, timeout: float = 15.0) -> None:
 # screenshots in the docs (docs/screenshots/README.md); without it nothing is written.
 SCREENSHOT_DIR = os.environ.get("PORTAL_SCREENSHOTS", "")
 SCREENSHOT_WIDTH = 960
+SCREENSHOT_PIXELS = 850_000  # keeps each JPEG under ~100 KB
 
 
 def screenshot(page, name: str, *, full_page: bool = False) -> None:
@@ -87,10 +88,12 @@ def screenshot(page, name: str, *, full_page: bool = False) -> None:
 
     raw = page.screenshot(full_page=full_page, type="png")
     image = Image.open(io.BytesIO(raw)).convert("RGB")
-    if image.width > SCREENSHOT_WIDTH:
-        image = image.resize((SCREENSHOT_WIDTH, round(image.height * SCREENSHOT_WIDTH / image.width)), Image.LANCZOS)
+    # At most SCREENSHOT_WIDTH wide and SCREENSHOT_PIXELS in all (long full-page shots shrink more).
+    scale = min(1.0, SCREENSHOT_WIDTH / image.width, (SCREENSHOT_PIXELS / (image.width * image.height)) ** 0.5)
+    if scale < 1.0:
+        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS)
     Path(SCREENSHOT_DIR).mkdir(parents=True, exist_ok=True)
-    image.save(Path(SCREENSHOT_DIR) / f"{name}.jpg", "JPEG", quality=72, optimize=True)
+    image.save(Path(SCREENSHOT_DIR) / f"{name}.jpg", "JPEG", quality=62, optimize=True, progressive=True)
 
 
 @pytest.fixture
