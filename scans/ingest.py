@@ -334,6 +334,33 @@ def _raster_uids(items: list[_Parsed], patient: Patient) -> tuple[str, str, dict
     return study_uid, series_uid, sops
 
 
+def _parse_all(expanded: list[Source], result: ImportResult, say: Progress) -> list[_Parsed]:
+    """Every file parsed, or listed in result.rejected when it may be skipped. A SEG/SR/PR...
+    among other files is listed; when the upload holds nothing else it answers 415."""
+    parsed: list[_Parsed] = []
+    refused: list[NotAnImage] = []
+    for n, source in enumerate(expanded, 1):
+        try:
+            item = _parse(source)
+        except dicom.SkipFile as skip:
+            result.rejected.append({"file": skip.filename, "reason": skip.reason})
+            say(f"[{n}/{len(expanded)}] {source.name}: skipped ({skip.reason})")
+            continue
+        except UnsupportedFileType as exc:
+            if not _skippable(source) and not (len(expanded) > 1 and isinstance(exc, NotAnImage)):
+                raise
+            refused += [exc] if isinstance(exc, NotAnImage) else []
+            result.rejected.append({"file": exc.filename, "reason": f"{exc.message}: skipped"})
+            say(f"[{n}/{len(expanded)}] {source.name}: skipped ({exc.message})")
+            continue
+        if item is not None:
+            parsed.append(item)
+            say(f"[{n}/{len(expanded)}] {source.name}: {item.kind} ok")
+    if not parsed and refused:
+        raise refused[0]
+    return parsed
+
+
 def import_files(
     files: Iterable[Any],
     *,
@@ -352,24 +379,7 @@ def import_files(
     temp_files: list[IO[bytes]] = []
     try:
         expanded = _expand(sources, result.rejected, temp_files)
-        parsed: list[_Parsed] = []
-        for n, source in enumerate(expanded, 1):
-            try:
-                item = _parse(source)
-            except dicom.SkipFile as skip:
-                result.rejected.append({"file": skip.filename, "reason": skip.reason})
-                say(f"[{n}/{len(expanded)}] {source.name}: skipped ({skip.reason})")
-                continue
-            except UnsupportedFileType as exc:
-                # a SEG/SR/PR... among other files is listed; uploaded alone it answers 415
-                if not _skippable(source) and not (len(expanded) > 1 and isinstance(exc, NotAnImage)):
-                    raise
-                result.rejected.append({"file": exc.filename, "reason": f"{exc.message}: skipped"})
-                say(f"[{n}/{len(expanded)}] {source.name}: skipped ({exc.message})")
-                continue
-            if item is not None:
-                parsed.append(item)
-                say(f"[{n}/{len(expanded)}] {source.name}: {item.kind} ok")
+        parsed = _parse_all(expanded, result, say)
         if not parsed:
             name = sources[0].name if len(sources) == 1 else f"{len(sources)} files"
             reasons = "; ".join(r["reason"] for r in result.rejected[:3])

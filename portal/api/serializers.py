@@ -31,11 +31,16 @@ class PatientSerializer(serializers.ModelSerializer):
 
 
 class PredictionSummarySerializer(serializers.ModelSerializer):
-    label = serializers.CharField(allow_blank=True, help_text="Empty when the series is not a brain MRI.")
+    label = serializers.CharField(allow_blank=True, help_text="Empty when the series is outside the AI's scope.")
+    is_brain_mri = serializers.BooleanField(help_text="False: outside the AI's scope (no class); scope_reason says why.")
+    scope_reason = serializers.CharField(
+        source="out_of_scope_reason", read_only=True,
+        help_text="Why the AI gives no class, e.g. \"outside the model's scope: modality CT\"; empty when it gives one.")
 
     class Meta:
         model = Prediction
-        fields = ["label", "confidence", "is_brain_mri", "probabilities", "model_name", "model_version", "created_at"]
+        fields = ["label", "confidence", "is_brain_mri", "scope_reason", "probabilities", "model_name", "model_version",
+                  "created_at"]
 
 
 def _latest_prediction(series: Series) -> Prediction | None:

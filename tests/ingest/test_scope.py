@@ -155,6 +155,10 @@ def test_an_sr_with_pixel_data_in_a_zip_is_listed_never_a_slice(media):
     assert "Basic Text SR Storage" in reasons["export.zip/series/report.dcm"], result.rejected
     with pytest.raises(NotAnImage):
         import_files([("report.dcm", sr)], patient=patient)
+    only_reports = b.zip_bytes([("report.dcm", sr), ("README.txt", b"a report")])
+    with pytest.raises(NotAnImage) as refused:  # nothing else to import: 415, not "no images"
+        import_files([("reports.zip", only_reports)], patient=patient)
+    assert refused.value.status == 415 and "Basic Text SR Storage" in refused.value.message
 
 
 @pytest.mark.django_db
