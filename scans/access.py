@@ -29,10 +29,7 @@ def get_series_for(user: Any, pk: int) -> Series:
 
 
 def get_slice_for(user: Any, pk: int) -> Slice:
-    return get_object_or_404(
-        Slice.objects.filter(series__study__in=Study.objects.visible_to(user)).select_related("series__study"),
-        pk=pk,
-    )
+    return get_object_or_404(Slice.objects.visible_to(user).select_related("series__study"), pk=pk)
 
 
 def require_clinical_staff(user: Any) -> None:

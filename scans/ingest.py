@@ -31,6 +31,7 @@ from django.utils import timezone
 from pydicom.uid import generate_uid
 
 from scans import archive, dicom
+from scans.addendum import hold_new_images
 from scans.errors import CorruptFile, NoImages, NotAnImage, PatientMismatch, TooLarge, UidConflict, UnsupportedFileType
 from scans.models import Patient, Series, Slice, SourceFormat, Study
 from scans.validation import DICOM, JPEG, PNG, ZIP, open_raster, sniff
@@ -398,13 +399,15 @@ def _store(parsed: list[_Parsed], patient: Patient, uploaded_by: Any, patient_su
         with transaction.atomic():
             Patient.objects.select_for_update().filter(pk=patient.pk).first()
             touched: dict[int, Study] = {}
-            new_by_study: dict[int, int] = {}
+            new_by_study: dict[int, list[int]] = {}
             series_done: dict[int, Series] = {}
             for study_fields, series_fields, entries in _groups(parsed, patient):
                 study, _ = Study.objects.get_or_create(
                     study_instance_uid=study_fields.pop("study_instance_uid"),
                     defaults={**study_fields, "patient": patient, "uploaded_by": uploaded_by, "patient_submitted": patient_submitted},
                 )
+                # Locked: a sign-off cannot interleave with new images (see scans.addendum).
+                study = Study.objects.select_for_update().get(pk=study.pk)
                 first_name = entries[0][0].name
                 if study.patient_id != patient.pk:
                     logger.warning("upload refused: study %s belongs to patient %s, not %s", study.pk, study.patient_id, patient.pk)
@@ -422,13 +425,16 @@ def _store(parsed: list[_Parsed], patient: Patient, uploaded_by: Any, patient_su
                 new_ids = _store_slices(series, entries, patient, writer)
                 result.new_slice_ids.extend(new_ids)
                 touched[study.pk] = study
-                new_by_study[study.pk] = new_by_study.get(study.pk, 0) + len(new_ids)
+                new_by_study.setdefault(study.pk, []).extend(new_ids)
                 series_done[series.pk] = series
                 say(f"series {series.series_instance_uid}: {len(new_ids)} new slice(s)")
             for series in series_done.values():
                 result.series_slices[series.series_instance_uid] = reorder_series(series)
             result.studies = list(touched.values())
             result.studies_with_new_slices = [s for s in result.studies if new_by_study.get(s.pk)]
+            for study in result.studies_with_new_slices:
+                grown = [s for s in series_done.values() if s.study_id == study.pk]
+                hold_new_images(study, new_by_study[study.pk], grown, actor=uploaded_by)
     except DbIntegrityError as exc:
         writer.delete_all()
         logger.warning("upload for patient %s refused on a UID already stored: %s", patient.pk, exc)

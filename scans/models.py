@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -27,15 +27,19 @@ class TumourClass(models.TextChoices):
     PITUITARY = "pituitary", _("Pituitary tumour")
 
 
+# A radiologist's finding that is no tumour class: the images could not be assessed
+# (non-diagnostic, not a brain MRI, wrong patient or images). Never an AI label.
+UNASSESSABLE = "unassessable"
+FINDING_CHOICES = [*TumourClass.choices, (UNASSESSABLE, _("Images could not be assessed"))]
+
+
 def class_label(code: str | None) -> str:
     """The one display mapping for class codes: "notumor" → "No tumour"; an empty code (the AI
-    gave no class: outside its scope) → "No AI class"."""
+    gave no class: outside its scope) → "No AI class"; a signed "unassessable" → "Images could
+    not be assessed"."""
     if not code:
         return str(_("No AI class"))
-    try:
-        return str(TumourClass(code).label)
-    except ValueError:
-        return code
+    return str(dict(FINDING_CHOICES).get(code, code))
 
 
 # --- Patient ---------------------------------------------------------------------------------
@@ -89,19 +93,29 @@ class StudyStatus(models.TextChoices):
     AWAITING_REVIEW = "awaiting_review", _("Awaiting review")
     SIGNED = "signed", _("Signed")
     AMENDED = "amended", _("Amended")
+    # Images arrived for a released study: they are held as an addendum (classified, shown to
+    # radiologists, never to the patient) until an amendment covering them is signed. The
+    # patient keeps reading the latest signed version meanwhile.
+    NEW_IMAGES = "new_images", _("New images after sign-off")
     FAILED = "failed", _("Failed")
 
 
 # Which status may follow which. Re-processing (e.g. a new series added) may send a study
-# back to PROCESSING; a signed report changes only through an amendment.
+# back to PROCESSING before sign-off; after it, a signed report changes only through an
+# amendment, and new images hold the study in NEW_IMAGES until one is signed.
 STUDY_TRANSITIONS: dict[str, set[str]] = {
     StudyStatus.RECEIVED: {StudyStatus.PROCESSING, StudyStatus.FAILED},
     StudyStatus.PROCESSING: {StudyStatus.AWAITING_REVIEW, StudyStatus.FAILED, StudyStatus.PROCESSING},
     StudyStatus.AWAITING_REVIEW: {StudyStatus.SIGNED, StudyStatus.PROCESSING},
-    StudyStatus.SIGNED: {StudyStatus.AMENDED},
-    StudyStatus.AMENDED: {StudyStatus.AMENDED},
+    StudyStatus.SIGNED: {StudyStatus.AMENDED, StudyStatus.NEW_IMAGES},
+    StudyStatus.AMENDED: {StudyStatus.AMENDED, StudyStatus.NEW_IMAGES},
+    StudyStatus.NEW_IMAGES: {StudyStatus.NEW_IMAGES, StudyStatus.AMENDED},
     StudyStatus.FAILED: {StudyStatus.PROCESSING, StudyStatus.AWAITING_REVIEW},
 }
+# A radiologist has signed a version the patient may read (the latest signed one).
+RELEASED_STATUSES = (StudyStatus.SIGNED, StudyStatus.AMENDED, StudyStatus.NEW_IMAGES)
+# What the worklist's "To review" tab lists.
+NEEDS_REVIEW_STATUSES = (StudyStatus.AWAITING_REVIEW, StudyStatus.NEW_IMAGES)
 
 
 class InvalidTransition(Exception):
@@ -118,7 +132,11 @@ class StudyQuerySet(models.QuerySet["Study"]):
         return self.filter(patient__user=user).released()
 
     def released(self) -> "StudyQuerySet":
-        return self.filter(status__in=[StudyStatus.SIGNED, StudyStatus.AMENDED])
+        return self.filter(status__in=RELEASED_STATUSES)
+
+    def needs_review(self) -> "StudyQuerySet":
+        """Awaiting a first sign-off, or holding new images after sign-off."""
+        return self.filter(status__in=NEEDS_REVIEW_STATUSES)
 
     def awaiting_review(self) -> "StudyQuerySet":
         return self.filter(status=StudyStatus.AWAITING_REVIEW)
@@ -164,7 +182,14 @@ class Study(models.Model):
 
     @property
     def is_released(self) -> bool:
-        return self.status in (StudyStatus.SIGNED, StudyStatus.AMENDED)
+        return self.status in RELEASED_STATUSES
+
+    def new_images_after_sign_off(self) -> "models.QuerySet[Slice]":
+        """Slices stored after the latest signed version: an addendum no signed version covers."""
+        review = self.latest_review()
+        if review is None:
+            return Slice.objects.none()
+        return Slice.objects.filter(series__study=self, created_at__gt=review.signed_at)
 
     @property
     def scan_date(self) -> date:
@@ -225,11 +250,37 @@ class Series(models.Model):
     def ordered_slices(self) -> models.QuerySet["Slice"]:
         return self.slices.order_by("order_index", "id")
 
+    def needs_classification(self, model_version: str | None) -> bool:
+        """No prediction covers every slice the series holds now (by this model version, when
+        known): a new series, or one that grew after it was classified."""
+        done = self.predictions.filter(slice_count=self.slices.count())
+        if model_version:
+            done = done.filter(model_version=model_version)
+        return not done.exists()
+
 
 class SourceFormat(models.TextChoices):
     DICOM = "dicom", "DICOM"
     JPEG = "jpeg", "JPEG"
     PNG = "png", "PNG"
+
+
+class SliceQuerySet(models.QuerySet["Slice"]):
+    def visible_to(self, user: Any) -> "SliceQuerySet":
+        """Clinical staff: every slice. A patient: the slices of their released studies that
+        the latest signed version covers (stored before it was signed), and none at all when
+        that version says the images could not be assessed."""
+        visible = self.filter(series__study__in=Study.objects.visible_to(user))
+        if user.is_authenticated and user.is_clinical_staff:
+            return visible
+        latest = Review.objects.filter(study=OuterRef("series__study"), signed_at__isnull=False).order_by("-version")
+        return (
+            visible.annotate(
+                signed_at=Subquery(latest.values("signed_at")[:1]), signed_finding=Subquery(latest.values("final_class")[:1])
+            )
+            .filter(created_at__lte=F("signed_at"))
+            .exclude(signed_finding=UNASSESSABLE)
+        )
 
 
 class Slice(models.Model):
@@ -251,6 +302,8 @@ class Slice(models.Model):
     window_center = models.FloatField(null=True, blank=True)
     window_width = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = SliceQuerySet.as_manager()
 
     class Meta:
         ordering = ["order_index", "id"]
@@ -286,12 +339,17 @@ class Prediction(models.Model):
     key_slice = models.ForeignKey(Slice, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     aggregation = models.TextField(blank=True)
     runtime_ms = models.FloatField(null=True, blank=True)
+    # How many slices the series held when classified: a series that grows is classified
+    # again (a new prediction), so every slice gets a result.
+    slice_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["series", "model_version"], name="prediction_unique_series_model"),
+            models.UniqueConstraint(
+                fields=["series", "model_version", "slice_count"], name="prediction_unique_series_model_slices"
+            ),
             models.CheckConstraint(condition=Q(confidence__gte=0) & Q(confidence__lte=1), name="prediction_confidence_range"),
             models.CheckConstraint(
                 condition=(Q(is_brain_mri=True) & Q(label__in=TUMOUR_CLASSES)) | (Q(is_brain_mri=False) & Q(label="")),
@@ -332,6 +390,15 @@ class SlicePrediction(models.Model):
 class ReviewDecision(models.TextChoices):
     CONFIRM = "confirm", _("Confirm AI result")
     OVERRIDE = "override", _("Override AI result")
+    UNASSESSABLE = "unassessable", _("Images cannot be assessed")
+
+
+class UnassessableReason(models.TextChoices):
+    """Why the images of a study cannot be assessed (a reason text is required as well)."""
+
+    NON_DIAGNOSTIC = "non_diagnostic", _("Non-diagnostic images (quality, artefacts, coverage)")
+    NOT_BRAIN_MRI = "not_brain_mri", _("Not a brain MRI")
+    WRONG_IMAGES = "wrong_images", _("Wrong patient or wrong images")
 
 
 class Review(models.Model):
@@ -341,8 +408,10 @@ class Review(models.Model):
     study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="reviews")
     version = models.PositiveIntegerField(default=1)
     prediction = models.ForeignKey(Prediction, null=True, blank=True, on_delete=models.SET_NULL, related_name="reviews")
-    decision = models.CharField(max_length=10, choices=ReviewDecision.choices)
-    final_class = models.CharField(max_length=16, choices=TumourClass.choices)
+    decision = models.CharField(max_length=16, choices=ReviewDecision.choices)
+    # A tumour class, or UNASSESSABLE exactly when the decision is UNASSESSABLE.
+    final_class = models.CharField(max_length=16, choices=FINDING_CHOICES)
+    unassessable_reason = models.CharField(max_length=16, blank=True, choices=UnassessableReason.choices)
     reason = models.TextField(blank=True)
     report_text = models.TextField(blank=True)
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -359,7 +428,14 @@ class Review(models.Model):
             models.CheckConstraint(
                 condition=Q(decision="confirm") | ~Q(reason=""), name="review_override_needs_reason"
             ),
-            models.CheckConstraint(condition=Q(final_class__in=TUMOUR_CLASSES), name="review_final_class_valid"),
+            models.CheckConstraint(
+                condition=(
+                    Q(decision__in=["confirm", "override"], final_class__in=TUMOUR_CLASSES, unassessable_reason="")
+                    | Q(decision="unassessable", final_class=UNASSESSABLE,
+                        unassessable_reason__in=[r.value for r in UnassessableReason])
+                ),
+                name="review_finding_matches_decision",
+            ),
             models.CheckConstraint(condition=Q(version__gte=1), name="review_version_positive"),
         ]
 
@@ -369,6 +445,12 @@ class Review(models.Model):
     @property
     def is_amendment(self) -> bool:
         return self.version > 1
+
+    @property
+    def is_assessable(self) -> bool:
+        """False when the radiologist signed that the images cannot be assessed: the patient
+        then reads a plain message, never a tumour class, and sees no image."""
+        return self.final_class != UNASSESSABLE
 
     @property
     def signed_by_name(self) -> str:
@@ -411,7 +493,7 @@ class ExplanationStatus(models.TextChoices):
 class PatientExplanation(models.Model):
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="explanations")
     review = models.ForeignKey(Review, null=True, blank=True, on_delete=models.SET_NULL, related_name="explanations")
-    final_class = models.CharField(max_length=16, choices=TumourClass.choices, blank=True)
+    final_class = models.CharField(max_length=16, choices=FINDING_CHOICES, blank=True)
     language = models.CharField(max_length=10, default="en")
     text = models.TextField()
     provider = models.CharField(max_length=20)  # offline | gemini | openai

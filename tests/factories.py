@@ -78,6 +78,7 @@ def make_study(
             confidence=confidence if is_mri else 0.0,
             is_brain_mri=is_mri,
             key_slice=slices[len(slices) // 2] if slices else None,
+            slice_count=len(slices),
         )
         for sl in slices:
             SlicePrediction.objects.create(prediction=prediction, slice=sl, probabilities=probs, is_brain_mri=is_mri)

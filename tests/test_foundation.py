@@ -39,7 +39,7 @@ class TestModelInvariants:
         series = study.series.get()
         assert _violates(
             lambda: Prediction.objects.create(
-                series=series, model_name="m", model_version="test-1", label="glioma", confidence=0.5
+                series=series, model_name="m", model_version="test-1", label="glioma", confidence=0.5, slice_count=3
             )
         )
 

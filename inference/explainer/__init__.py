@@ -6,12 +6,21 @@ imports scans/portal. Callers pass the settings dict (settings.EXPLAINER) in.
     from inference.explainer import ExplanationPayload, confidence_band, explain
     result = explain(ExplanationPayload("glioma", confidence_band(0.93), False, "en"), settings.EXPLAINER)
 """
-from inference.explainer.payload import CONFIDENCE_BANDS, TUMOUR_CLASSES, ExplanationPayload, confidence_band
+from inference.explainer.payload import (
+    CONFIDENCE_BANDS,
+    FINDINGS,
+    TUMOUR_CLASSES,
+    UNASSESSABLE,
+    ExplanationPayload,
+    confidence_band,
+)
 from inference.explainer.service import ExplanationResult, explain
 
 __all__ = [
     "CONFIDENCE_BANDS",
+    "FINDINGS",
     "TUMOUR_CLASSES",
+    "UNASSESSABLE",
     "ExplanationPayload",
     "ExplanationResult",
     "confidence_band",

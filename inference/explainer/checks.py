@@ -5,7 +5,8 @@ text (and a flag for the radiologist), while a miss could put a wrong finding or
 instruction in front of a patient.
 
 - agreement: the text names the final class, and names no other class (nor says "no tumour"
-  when there is one);
+  when there is one); a text for images that could not be assessed says so and names no
+  class at all;
 - length: between MIN_CHARS and MAX_CHARS characters;
 - no treatment or dosage instructions: no drug names, amounts (mg, ml, units…), doses,
   tablets, "take …", schedules or "you should start/stop treatment"; the text may only send
@@ -37,6 +38,8 @@ CLASS_PATTERNS: dict[str, re.Pattern[str]] = {
     "meningioma": re.compile(r"\bmeningiomas?\b", _I),
     "pituitary": re.compile(r"\bpituitary\b|\b(?:macro|micro)?adenomas?\b|\bprolactinomas?\b", _I),
     "notumor": re.compile(_NO_TUMOUR, _I),
+    # Not a class: the radiologist signed that the images could not be assessed.
+    "unassessable": re.compile(r"\b(?:could not|cannot|can ?not|were not able to) be (?:assessed|used|read)\b", _I),
 }
 
 _DRUGS = (

@@ -13,7 +13,7 @@ from __future__ import annotations
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
-from inference.explainer.payload import ExplanationPayload
+from inference.explainer.payload import UNASSESSABLE, ExplanationPayload
 
 # How a patient reads the class name. Also what the output checks look for in a text.
 PLAIN_NAMES = {
@@ -21,6 +21,7 @@ PLAIN_NAMES = {
     "meningioma": _("meningioma"),
     "notumor": _("no tumour"),
     "pituitary": _("pituitary tumour"),
+    UNASSESSABLE: _("images could not be assessed"),
 }
 
 # Headline shown on the patient's report page and in the PDF.
@@ -29,6 +30,7 @@ HEADLINES = {
     "meningioma": _("Your scan shows a meningioma."),
     "notumor": _("Your scan shows no tumour."),
     "pituitary": _("Your scan shows a pituitary tumour."),
+    UNASSESSABLE: _("Your images could not be assessed."),
 }
 
 FINDINGS = {
@@ -137,6 +139,23 @@ _CLOSING = _(
 )
 
 
+# The plain message for images a radiologist could not assess: no finding, no class, no
+# reassurance either way, and the care team follows up.
+_UNASSESSABLE_TEXT = (
+    _(
+        "Your images could not be assessed. A radiologist looked at the images from this visit. "
+        "They could not be used to give a result. This can happen when the pictures are not clear "
+        "enough, or when they are not the right pictures. It does not tell us anything about your "
+        "health, good or bad."
+    ),
+    _("What happens next:\nYour care team will contact you about the next steps. You may need new images."),
+    _(
+        "What to ask your doctor:\n- Why could the images not be used?\n- Do I need new images?\n"
+        "- When will I hear about the next steps?"
+    ),
+)
+
+
 def plain_name(final_class: str) -> str:
     return str(PLAIN_NAMES[final_class])
 
@@ -149,6 +168,8 @@ def offline_text(payload: ExplanationPayload) -> str:
     """The patient text for this payload, in the payload's language where translated."""
     with translation.override(payload.language):
         cls = payload.final_class
+        if cls == UNASSESSABLE:
+            return "\n\n".join([*(str(part) for part in _UNASSESSABLE_TEXT), str(_CLOSING)])
         how = [str(HOW_REACHED[(payload.overridden, payload.confidence_band)]), str(_RADIOLOGIST)]
         if payload.overridden:
             how.append(str(_FINAL_SAY))

@@ -14,6 +14,10 @@ from dataclasses import asdict, dataclass
 # The classifier's classes. Kept here (not imported from scans or the ML core) so the
 # explainer stands alone; tests check it agrees with scans.models.TUMOUR_CLASSES.
 TUMOUR_CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
+# What a radiologist can sign: a tumour class, or "the images could not be assessed"
+# (scans.models.UNASSESSABLE). The patient text for the latter names no class at all.
+UNASSESSABLE = "unassessable"
+FINDINGS = (*TUMOUR_CLASSES, UNASSESSABLE)
 
 # Confidence bands, from the calibrated confidence of the AI result. "unknown" is used when
 # the report has no AI result to speak of (e.g. the radiologist classified a study the model
@@ -48,8 +52,8 @@ class ExplanationPayload:
     language: str = "en"
 
     def __post_init__(self) -> None:
-        if self.final_class not in TUMOUR_CLASSES:
-            raise ValueError(f"final_class must be one of {TUMOUR_CLASSES}, got {self.final_class!r}")
+        if self.final_class not in FINDINGS:
+            raise ValueError(f"final_class must be one of {FINDINGS}, got {self.final_class!r}")
         if self.confidence_band not in CONFIDENCE_BANDS:
             raise ValueError(f"confidence_band must be one of {CONFIDENCE_BANDS}, got {self.confidence_band!r}")
         if not isinstance(self.overridden, bool):

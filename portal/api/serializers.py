@@ -8,6 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from scans.models import (
+    FINDING_CHOICES,
     ExplanationStatus,
     Patient,
     Prediction,
@@ -17,6 +18,8 @@ from scans.models import (
     Study,
     StudyStatus,
     TumourClass,
+    UnassessableReason,
+    class_label,
 )
 
 
@@ -122,7 +125,7 @@ class StudySerializer(StaffOnlyTextMixin, serializers.ModelSerializer):
         best = max(latest, key=lambda p: (p.flags_tumour, p.confidence))
         return PredictionSummarySerializer(best).data
 
-    @extend_schema_field(serializers.ChoiceField(choices=TumourClass.choices, allow_null=True))
+    @extend_schema_field(serializers.ChoiceField(choices=FINDING_CHOICES, allow_null=True))
     def get_final_class(self, study: Study) -> str | None:
         if not study.is_released:
             return None
@@ -148,7 +151,9 @@ class ReportSerializer(serializers.Serializer):
     study = serializers.IntegerField()
     version = serializers.IntegerField()
     amended = serializers.BooleanField()
-    final_class = serializers.ChoiceField(choices=TumourClass.choices)
+    final_class = serializers.ChoiceField(
+        choices=FINDING_CHOICES, help_text='A tumour class, or "unassessable": the images could not be assessed.'
+    )
     final_class_display = serializers.CharField()
     report_text = serializers.CharField(allow_blank=True)
     signed_by = serializers.CharField()
@@ -167,7 +172,7 @@ class ReportSerializer(serializers.Serializer):
             "version": review.version,
             "amended": review.is_amendment,
             "final_class": review.final_class,
-            "final_class_display": str(TumourClass(review.final_class).label),
+            "final_class_display": class_label(review.final_class),
             "report_text": review.report_text,
             "signed_by": str(review.author),
             "signed_at": review.signed_at,
@@ -194,14 +199,22 @@ class SignOffSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=ReviewDecision.choices)
     final_class = serializers.ChoiceField(
         choices=TumourClass.choices, required=False, allow_null=True, default=None,
-        help_text="Required to override; when confirming, the AI class is used.",
+        help_text="Required to override; when confirming, the AI class is used; empty when the images "
+                  "cannot be assessed.",
+    )
+    unassessable_reason = serializers.ChoiceField(
+        choices=UnassessableReason.choices, required=False, allow_blank=True, default="",
+        help_text='Required with the decision "unassessable": why the images cannot be assessed.',
     )
     reason = serializers.CharField(max_length=20_000, required=False, allow_blank=True, default="",
-                                   help_text="Required for an override and for an amendment.")
+                                   help_text="Required for an override, for images that cannot be assessed "
+                                             "and for an amendment.")
     report_text = serializers.CharField(max_length=20_000, required=False, allow_blank=True, default="")
     explanation_text = serializers.CharField(
         max_length=20_000, required=False, allow_null=True, default=None,
-        help_text="Edited patient explanation; null approves the current draft unchanged.",
+        help_text="The patient explanation as the radiologist approves it; null approves the proposed text "
+                  "(the draft if it was written for this finding, else one redrafted for it). A text naming "
+                  "another finding is refused (400).",
     )
 
 

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from accounts import audit
 from portal.api import serializers as s
-from scans.models import Patient, Prediction, Review, Series, Study, StudyStatus
+from scans.models import Patient, Prediction, Review, Series, Slice, Study, StudyStatus
 
 ERR = s.ErrorSerializer
 AUTH_ERRORS = {401: OpenApiResponse(ERR, "Not authenticated"), 403: OpenApiResponse(ERR, "CSRF failure or not allowed")}
@@ -87,8 +87,10 @@ class PatientDetail(generics.RetrieveAPIView):
 
 
 def _studies_for(user: Any) -> QuerySet[Study]:
-    series = Series.objects.prefetch_related(
-        "slices", Prefetch("predictions", queryset=Prediction.objects.order_by("-created_at"))
+    # A patient sees the series and slices the latest signed version covers, nothing newer.
+    slices = Slice.objects.visible_to(user)
+    series = Series.objects.filter(pk__in=slices.values("series_id")).prefetch_related(
+        Prefetch("slices", queryset=slices), Prefetch("predictions", queryset=Prediction.objects.order_by("-created_at"))
     )
     return (
         Study.objects.visible_to(user)

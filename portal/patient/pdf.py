@@ -122,8 +122,15 @@ def render_report_pdf(report: "Report") -> bytes:
                 s["marker"],
             )
         )
-    story += [Spacer(1, 4 * mm), Paragraph(escape(_("Finding")), s["h2"])]
-    story.append(Paragraph(escape(_("Final finding: %(label)s") % {"label": report.final_class_label}), s["finding"]))
+    if report.assessable:
+        story += [Spacer(1, 4 * mm), Paragraph(escape(_("Finding")), s["h2"])]
+        story.append(Paragraph(escape(_("Final finding: %(label)s") % {"label": report.final_class_label}), s["finding"]))
+    else:
+        story += [Spacer(1, 4 * mm), Paragraph(escape(_("Result")), s["h2"])]
+        story.append(Paragraph(escape(_("Result: %(label)s") % {"label": report.final_class_label}), s["finding"]))
+        story.append(Paragraph(escape(_(
+            "The images from this visit could not be assessed, so this report gives no result. "
+            "Your care team will contact you about what happens next.")), s["body"]))
 
     if report.report_text:
         story.append(Paragraph(escape(_("Your radiologist's report")), s["h2"]))

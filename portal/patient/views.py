@@ -56,6 +56,12 @@ class Report:
         return headline(self.review.final_class)
 
     @property
+    def assessable(self) -> bool:
+        """False: the images could not be assessed. The patient reads a plain message, no
+        tumour class, and no image is shown as "your scan"."""
+        return self.review.is_assessable
+
+    @property
     def amended(self) -> bool:
         return self.review.version > 1
 
@@ -101,10 +107,13 @@ class Report:
 def _key_slice(study: Study, review: Review) -> Slice | None:
     from portal.workflow.review import primary_prediction
 
+    if not review.is_assessable:
+        return None  # possibly not even this patient's images: never shown as "your scan"
     prediction = review.prediction or primary_prediction(study)
     if prediction is not None and prediction.key_slice_id:
         return prediction.key_slice
-    return Slice.objects.filter(series__study=study).order_by("series__series_number", "series_id", "order_index", "id").first()
+    covered = Slice.objects.filter(series__study=study, created_at__lte=review.signed_at)
+    return covered.order_by("series__series_number", "series_id", "order_index", "id").first()
 
 
 def build_report(study: Study) -> Report:

@@ -10,7 +10,7 @@ from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, Que
 from django.db.models.functions import Coalesce, NullIf
 from django.utils.translation import gettext_lazy as _
 
-from scans.models import OUTSIDE_TRAINING, TUMOUR_CLASSES, Prediction, Study, StudyStatus, TumourClass
+from scans.models import NEEDS_REVIEW_STATUSES, OUTSIDE_TRAINING, TUMOUR_CLASSES, Prediction, Study, StudyStatus, TumourClass
 
 # A flagged tumour at or above this calibrated confidence goes to the top of the worklist.
 HIGH_CONFIDENCE = 0.80
@@ -23,7 +23,9 @@ TIER_ROUTINE = 3  # no tumour, or no AI result yet
 
 NOT_MRI = "not_mri"
 AI_CLASS_CHOICES = [*TumourClass.choices, (NOT_MRI, _("Outside the AI's scope"))]
-DEFAULT_STATUS = StudyStatus.AWAITING_REVIEW.value
+# The default tab: studies awaiting a first sign-off and signed ones holding new images.
+TO_REVIEW = "to_review"
+DEFAULT_STATUS = TO_REVIEW
 ALL_STATUSES = "all"
 
 _FLAGS_TUMOUR = Q(is_brain_mri=True) & ~Q(label__in=["", TumourClass.NOTUMOR])
@@ -86,7 +88,7 @@ class WorklistFilters:
     def from_query(cls, params: Any) -> "WorklistFilters":
         f = cls()
         status = params.get("status", DEFAULT_STATUS) or DEFAULT_STATUS
-        if status != ALL_STATUSES and status not in StudyStatus.values:
+        if status not in (ALL_STATUSES, TO_REVIEW) and status not in StudyStatus.values:
             f.errors.append(str(_("Unknown status filter.")))
             status = DEFAULT_STATUS
         f.status = status
@@ -132,7 +134,9 @@ class WorklistFilters:
 
     def apply(self, qs: QuerySet[Study]) -> QuerySet[Study]:
         qs = self.apply_except_status(qs)
-        if self.status != ALL_STATUSES:
+        if self.status == TO_REVIEW:
+            qs = qs.needs_review()
+        elif self.status != ALL_STATUSES:
             qs = qs.filter(status=self.status)
         return qs
 
@@ -150,4 +154,5 @@ def status_counts(filters: WorklistFilters) -> dict[str, int]:
     for row in rows:
         counts[row["status"]] = row["n"]
     counts[ALL_STATUSES] = sum(counts.values())
+    counts[TO_REVIEW] = sum(counts[s] for s in NEEDS_REVIEW_STATUSES)
     return counts

@@ -29,6 +29,7 @@ from scans.models import (
     SlicePrediction,
     StudyStatus,
     TumourClass,
+    UnassessableReason,
 )
 
 PAGE_SIZE = 25
@@ -65,7 +66,7 @@ def worklist(request: HttpRequest) -> HttpResponse:
     )
     status_tabs = [
         (value, label, counts.get(value, 0))
-        for value, label in [(queries.ALL_STATUSES, _("All")), *StudyStatus.choices]
+        for value, label in [(queries.TO_REVIEW, _("To review")), (queries.ALL_STATUSES, _("All")), *StudyStatus.choices]
     ]
     return render(
         request,
@@ -176,7 +177,6 @@ def _study_context(request: HttpRequest, study, *, form_errors: dict[str, str] |
     reviews = list(study.reviews.select_related("author", "prediction").order_by("-version"))
     latest_review = next((r for r in reviews if r.signed_at), None)
     explanation = review_service.latest_explanation(study)
-    previews = explanation_previews(study, explanation) if request.user.may_report else {}
     return {
         "study": study,
         "patient": study.patient,
@@ -194,18 +194,43 @@ def _study_context(request: HttpRequest, study, *, form_errors: dict[str, str] |
         "latest_review": latest_review,
         "notes": ClinicalNote.objects.filter(study=study).select_related("author"),
         "explanation": explanation,
-        # The exact patient text for each decision the forms offer (shown before signing).
-        "explanation_previews": previews,
-        "sign_explanation": previews.get(f"{ReviewDecision.CONFIRM}:", "") if primary and primary.is_brain_mri else "",
-        "amend_explanation": previews.get(f"{ReviewDecision.OVERRIDE}:{latest_review.final_class}", "") if latest_review else "",
-        "may_report": request.user.may_report,
-        "can_sign": request.user.may_report and study.status == StudyStatus.AWAITING_REVIEW,
-        "can_amend": request.user.may_report and study.is_released,
-        "class_choices": TumourClass.choices,
-        "decision_choices": ReviewDecision.choices,
+        **_review_forms(request, study, primary, latest_review, explanation, posted or {}),
         "form_errors": form_errors or {},
         "posted": posted or {},
         "processing": study.status in PROCESSING_STATUSES,
+    }
+
+
+def _preview_key(decision: str, final_class: str | None) -> str:
+    """The key of explanations.previews for a decision as the form posts it."""
+    return f"{decision}:{final_class or ''}" if decision == ReviewDecision.OVERRIDE else f"{decision}:"
+
+
+def _review_forms(request: HttpRequest, study, primary, latest_review, explanation, posted) -> dict[str, Any]:
+    """The sign-off and amendment forms: who may use them, their default decision and the
+    exact patient text for every decision they offer (shown before signing)."""
+    may_report = request.user.may_report
+    previews = explanation_previews(study, explanation) if may_report else {}
+    has_ai_class = bool(primary and primary.is_brain_mri)
+    sign_default = posted.get("decision") or (ReviewDecision.CONFIRM if has_ai_class else ReviewDecision.OVERRIDE)
+    amend_default = posted.get("decision") or (
+        ReviewDecision.UNASSESSABLE if latest_review and not latest_review.is_assessable else ReviewDecision.OVERRIDE
+    )
+    amend_class = posted.get("final_class") or (latest_review.final_class if latest_review else "")
+    new_images = list(study.new_images_after_sign_off().select_related("series"))
+    return {
+        "new_images": new_images,
+        "new_image_series": list({sl.series_id: sl.series for sl in new_images}.values()),
+        "may_report": may_report,
+        "can_sign": may_report and study.status == StudyStatus.AWAITING_REVIEW,
+        "can_amend": may_report and study.is_released,
+        "explanation_previews": previews,
+        "sign_default": sign_default,
+        "amend_default": amend_default,
+        "sign_explanation": previews.get(_preview_key(sign_default, posted.get("final_class")), ""),
+        "amend_explanation": previews.get(_preview_key(amend_default, amend_class), ""),
+        "class_choices": TumourClass.choices,
+        "unassessable_choices": UnassessableReason.choices,
     }
 
 
@@ -250,6 +275,7 @@ def _review_action(request: HttpRequest, pk: int, *, amendment: bool) -> HttpRes
             user=request.user,
             decision=request.POST.get("decision", ""),
             final_class=request.POST.get("final_class") or None,
+            unassessable_reason=request.POST.get("unassessable_reason", ""),
             reason=request.POST.get("reason", ""),
             report_text=request.POST.get("report_text", ""),
             explanation_text=explanation_text,

@@ -278,6 +278,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Upload scans, read AI results and signed reports.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # A signed finding is a tumour class or "unassessable"; the AI's class is a tumour class.
+    "ENUM_NAME_OVERRIDES": {"TumourClassEnum": "scans.models.TumourClass", "FindingEnum": "scans.models.FINDING_CHOICES"},
 }
 
 # --- Security headers --------------------------------------------------------------------------

@@ -22,7 +22,16 @@ from accounts.audit import record
 from inference.explainer import ExplanationPayload, confidence_band, explain
 from inference.explainer.checks import finding_problems, mentioned_classes
 from inference.explainer.offline import offline_text, plain_name
-from scans.models import TUMOUR_CLASSES, ExplanationStatus, PatientExplanation, Prediction, Review, ReviewDecision, Study
+from scans.models import (
+    TUMOUR_CLASSES,
+    UNASSESSABLE,
+    ExplanationStatus,
+    PatientExplanation,
+    Prediction,
+    Review,
+    ReviewDecision,
+    Study,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +92,8 @@ def payload_for(
 
     return ExplanationPayload(
         final_class=final_class,
-        confidence_band=_band(prediction or primary_prediction(study)),
+        # Images that could not be assessed: the AI's confidence is beside the point.
+        confidence_band="unknown" if final_class == UNASSESSABLE else _band(prediction or primary_prediction(study)),
         overridden=decision == ReviewDecision.OVERRIDE,
         language=explanation_language(),
     )
@@ -151,6 +161,7 @@ def previews(study: Study, explanation: PatientExplanation | None) -> dict[str, 
         out[f"{ReviewDecision.OVERRIDE}:{final_class}"] = proposed_text(
             study, explanation, final_class, ReviewDecision.OVERRIDE
         )
+    out[f"{ReviewDecision.UNASSESSABLE}:"] = proposed_text(study, explanation, UNASSESSABLE, ReviewDecision.UNASSESSABLE)
     return out
 
 

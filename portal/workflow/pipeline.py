@@ -7,7 +7,7 @@ delivered twice (acks_late). So:
 - A worker claims a job with one conditional UPDATE that also counts the attempt, *before*
   doing the work: a second delivery of the same job cannot run it twice, and an input that
   kills the worker every time still runs out of attempts (JOB_MAX_ATTEMPTS).
-- Results are written with get_or_create on the unique (series, model_version), so a
+- Results are written with get_or_create on the unique (series, model_version, slice count), so a
   duplicate run can never store two predictions.
 - `sweep_stale_jobs` (Celery beat) re-enqueues jobs whose message was lost or whose worker
   died, and fails those that used up their attempts.
@@ -41,7 +41,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from accounts.audit import record
 from scans.models import (
+    RELEASED_STATUSES,
     STUDY_TRANSITIONS,
     Job,
     JobKind,
@@ -204,15 +206,17 @@ def current_model_version() -> str | None:
 
 
 def start_processing(study: Study) -> list[Job]:
-    """One queued classify job per series that has no prediction by the current model
-    version and no live job; the study goes to PROCESSING. Returns the new jobs."""
+    """One queued classify job per series that no prediction by the current model version
+    covers whole (a new series, or one that grew: every slice gets a result) and that has no
+    live job; the study goes to PROCESSING (a signed one stays in NEW_IMAGES: see
+    scans.addendum). Returns the new jobs."""
     version = current_model_version()
     with transaction.atomic():
         study = Study.objects.select_for_update().get(pk=study.pk)
         live = Job.objects.active().filter(kind=JobKind.CLASSIFY, study=study).values("series_id")
-        pending = Series.objects.filter(study=study).exclude(pk__in=live)
-        pending = pending.exclude(predictions__model_version=version) if version else pending.filter(predictions=None)
-        jobs = [Job.objects.create(kind=JobKind.CLASSIFY, study=study, series=series) for series in pending.distinct()]
+        pending = [s for s in Series.objects.filter(study=study).exclude(pk__in=live) if s.needs_classification(version)]
+        jobs = [Job.objects.create(kind=JobKind.CLASSIFY, study=study, series=series) for series in pending]
+        _audit_reclassification(study, [s for s in pending if s.predictions.exists()])
         active = study.jobs.active().filter(kind=JobKind.CLASSIFY).count()
         if active:
             detail = ngettext("Classifying %(n)d series.", "Classifying %(n)d series.", active) % {"n": active}
@@ -220,6 +224,12 @@ def start_processing(study: Study) -> list[Job]:
         for job in jobs:
             _enqueue(job)
     return jobs
+
+
+def _audit_reclassification(study: Study, grown: list[Series]) -> None:
+    for series in grown:
+        record("series.reclassify", obj=series, patient_id=study.patient_id, study_id=study.pk,
+               slices=series.slices.count(), study_status=study.status)
 
 
 @dataclass
@@ -380,8 +390,10 @@ def _classify(job: Job) -> None:
         raise PermanentError(_("The series has no images."))
     predictor = get_predictor()
     version = getattr(predictor, "model_version", None)
-    if version is not None and Prediction.objects.filter(series=series, model_version=str(version)).exists():
-        return  # already classified by this model (e.g. a duplicate job)
+    if version is not None and Prediction.objects.filter(
+        series=series, model_version=str(version), slice_count=len(slices)
+    ).exists():
+        return  # these slices are already classified by this model (e.g. a duplicate job)
     t0 = time.perf_counter()
     if series.scope_reason:  # the header rules (scans.scope) put it out of scope: the model never runs
         from inference.series import out_of_scope
@@ -444,7 +456,7 @@ def _store_prediction(job: Job, series: Series, slices: list, result: Any, runti
         if heatmap is None:
             heatmap_names.append(None)
             continue
-        name = f"heatmaps/series{series.pk}/{version}/slice{sl.pk}.png"
+        name = f"heatmaps/series{series.pk}/{version}/{len(slices)}/slice{sl.pk}.png"
         heatmap_names.append(default_storage.save(name, ContentFile(heatmap_to_png(heatmap))))
     is_mri = bool(result.is_brain_mri) and bool(result.label)
     key = result.key_slice_index
@@ -454,6 +466,7 @@ def _store_prediction(job: Job, series: Series, slices: list, result: Any, runti
         prediction, created = Prediction.objects.get_or_create(
             series=series,
             model_version=version,
+            slice_count=len(slices),
             defaults=dict(
                 model_name=str(result.model_name)[:64],
                 label=str(result.label) if is_mri else "",
@@ -586,7 +599,7 @@ def sweep_stale_jobs() -> int:
 # --- Progress for the page ------------------------------------------------------------------
 
 
-TERMINAL_STUDY_STATES = {StudyStatus.AWAITING_REVIEW, StudyStatus.SIGNED, StudyStatus.AMENDED, StudyStatus.FAILED}
+TERMINAL_STUDY_STATES = {StudyStatus.AWAITING_REVIEW, StudyStatus.FAILED, *RELEASED_STATUSES}
 
 
 def _iso(value) -> str | None:

@@ -25,6 +25,7 @@ from portal.workflow.notifications import notify_report_ready
 from portal.workflow.pacs import send_results
 from scans.models import (
     TUMOUR_CLASSES,
+    UNASSESSABLE,
     ClinicalNote,
     ExplanationStatus,
     PatientExplanation,
@@ -33,6 +34,7 @@ from scans.models import (
     ReviewDecision,
     Study,
     StudyStatus,
+    UnassessableReason,
 )
 
 MAX_TEXT = 20_000
@@ -95,27 +97,36 @@ def _clean_text(value: str | None, field: str) -> str:
 
 
 def _resolve_decision(
-    prediction: Prediction | None, decision: str, final_class: str | None, reason: str
-) -> tuple[str, str]:
-    """Check the decision and return (decision, final_class)."""
+    prediction: Prediction | None, decision: str, final_class: str | None, reason: str, unassessable_reason: str
+) -> tuple[str, str, str]:
+    """Check the decision and return (decision, final_class, unassessable_reason)."""
     if decision not in ReviewDecision.values:
-        raise ReviewError(_("Choose whether to confirm or override the AI result."))
+        raise ReviewError(_("Choose whether to confirm or override the AI result, or that the images cannot be assessed."))
+    if decision == ReviewDecision.UNASSESSABLE:
+        if final_class not in (None, "", UNASSESSABLE):
+            raise ReviewError(_("Images that cannot be assessed get no tumour class; leave the final class empty."))
+        if unassessable_reason not in UnassessableReason.values:
+            raise ReviewError(_("Choose why the images cannot be assessed."))
+        if not reason:
+            raise ReviewError(_("Say why the images cannot be assessed (a reason is required)."))
+        return decision, UNASSESSABLE, unassessable_reason
     if decision == ReviewDecision.CONFIRM:
         if prediction is None or not prediction.is_brain_mri or prediction.label not in TUMOUR_CLASSES:
             raise ReviewError(
-                _("There is no AI tumour class to confirm: override with a final class and a reason.")
+                _("There is no AI tumour class to confirm: override with a final class and a reason, "
+                  "or record that the images cannot be assessed.")
             )
         if final_class and final_class != prediction.label:
             raise ReviewError(
                 _("Confirming keeps the AI class (%(ai)s); to record %(final)s, override with a reason.")
                 % {"ai": prediction.label, "final": final_class}
             )
-        return decision, prediction.label
+        return decision, prediction.label, ""
     if final_class not in TUMOUR_CLASSES:
         raise ReviewError(_("Choose the final class for the override."))
     if not reason:
         raise ReviewError(_("An override needs a reason."))
-    return decision, final_class
+    return decision, final_class, ""
 
 
 def latest_explanation(study: Study) -> PatientExplanation | None:
@@ -153,6 +164,7 @@ def _write_version(
     report_text: str,
     explanation_text: str | None,
     amendment: bool,
+    unassessable_reason: str = "",
     request: Any = None,
 ) -> SignOffResult:
     _require_reporter(user)
@@ -176,9 +188,13 @@ def _write_version(
                 status=409,
             )
         prediction = primary_prediction(locked)
-        decision, final_class = _resolve_decision(prediction, decision, final_class, reason)
+        decision, final_class, unassessable_reason = _resolve_decision(
+            prediction, decision, final_class, reason, unassessable_reason
+        )
         version = (locked.reviews.aggregate(v=Max("version"))["v"] or 0) + 1
         previous = locked.latest_review()
+        # Images held as an addendum (scans.addendum): this version covers and releases them.
+        addendum = locked.new_images_after_sign_off().count() if amendment else 0
         now = timezone.now()
         try:
             with transaction.atomic():
@@ -188,6 +204,7 @@ def _write_version(
                     prediction=prediction,
                     decision=decision,
                     final_class=final_class,
+                    unassessable_reason=unassessable_reason,
                     reason=reason,
                     report_text=report_text,
                     author=user,
@@ -208,12 +225,14 @@ def _write_version(
             version=version,
             decision=decision,
             final_class=final_class,
+            unassessable_reason=unassessable_reason,
             ai_class=prediction.label if prediction else None,
             ai_model_version=prediction.model_version if prediction else None,
             previous_version=previous.version if previous else None,
             previous_final_class=previous.final_class if previous else None,
             explanation_id=explanation.pk,
             explanation_edited=edited,
+            covers_new_images=addendum,
         )
         transaction.on_commit(lambda: notify_report_ready(review, request=request))
         # The signed version goes to the PACS (SR + key image): send jobs in this transaction.
@@ -231,6 +250,7 @@ def sign_off(
     reason: str = "",
     report_text: str = "",
     explanation_text: str | None = None,
+    unassessable_reason: str = "",
     request: Any = None,
 ) -> SignOffResult:
     """First sign-off: version 1, AWAITING_REVIEW → SIGNED, explanation approved. Refused for
@@ -243,6 +263,7 @@ def sign_off(
         reason=reason,
         report_text=report_text,
         explanation_text=explanation_text,
+        unassessable_reason=unassessable_reason,
         amendment=False,
         request=request,
     )
@@ -261,6 +282,7 @@ def amend(
     reason: str,
     report_text: str = "",
     explanation_text: str | None = None,
+    unassessable_reason: str = "",
     request: Any = None,
 ) -> SignOffResult:
     """A new version of a released report (SIGNED/AMENDED → AMENDED). The reason is required
@@ -273,6 +295,7 @@ def amend(
         reason=reason,
         report_text=report_text,
         explanation_text=explanation_text,
+        unassessable_reason=unassessable_reason,
         amendment=True,
         request=request,
     )

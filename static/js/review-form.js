@@ -1,17 +1,22 @@
-/* The review panel's sign-off and amendment forms: the override fields (final class,
- * reason) matter only when "override" is chosen. */
+/* The review panel's sign-off and amendment forms: the override fields (final class) matter
+ * only when "override" is chosen, the reason why images cannot be assessed only when
+ * "cannot be assessed" is chosen. */
 (function () {
   "use strict";
 
-  // --- Review form: the override fields matter only when "override" is chosen -------------
+  var FIELDS = { "[data-override-fields]": "override", "[data-unassessable-fields]": "unassessable" };
+
   document.querySelectorAll("form.review-form").forEach(function (form) {
-    var fields = form.querySelector("[data-override-fields]");
-    if (!fields) { return; }
     function sync() {
       var chosen = form.querySelector("input[name=decision]:checked");
-      var override = !chosen || chosen.value === "override";
-      fields.hidden = !override;
-      fields.querySelectorAll("select, textarea").forEach(function (el) { el.disabled = !override; });
+      var decision = chosen ? chosen.value : "override";
+      Object.keys(FIELDS).forEach(function (selector) {
+        var fields = form.querySelector(selector);
+        if (!fields) { return; }
+        var on = decision === FIELDS[selector];
+        fields.hidden = !on;
+        fields.querySelectorAll("select, textarea").forEach(function (el) { el.disabled = !on; });
+      });
     }
     form.querySelectorAll("input[name=decision]").forEach(function (r) { r.addEventListener("change", sync); });
     sync();

@@ -53,3 +53,35 @@ def test_override_with_untouched_explanation_never_shows_the_ai_class(page, radi
     text = _pdf_text(pdf.body())
     assert "Final finding: Pituitary tumour" in text
     assert "meningioma" not in text.lower()
+
+
+def test_images_that_cannot_be_assessed_reach_the_patient_as_a_plain_message(page, radiologist, patient_alice):
+    """A colour photo the AI called "not a brain MRI": the radiologist records that the images
+    cannot be assessed; the patient is told so plainly, with no class and no picture."""
+    study = make_study(patient_alice.patient_record, label="", n_slices=1)
+    log_in(page, radiologist.email)
+    page.goto(reverse("radiology:study", args=[study.pk]))
+    assert not page.get_by_test_id("unassessable-reason-sign").is_visible()
+    page.get_by_test_id("decision-unassessable").check()
+    page.get_by_test_id("unassessable-reason-sign").select_option("not_brain_mri")
+    page.get_by_test_id("override-reason").fill("A colour photograph, not an MRI of the brain.")
+    shown = page.get_by_test_id("explanation-text").input_value()
+    assert "could not be assessed" in shown and "tumour" not in shown.lower()
+    page.get_by_test_id("sign-off").click()
+    page.wait_for_load_state("networkidle")
+    assert page.get_by_test_id("final-class").inner_text() == "Images could not be assessed"
+    review = Review.objects.get(study=study)
+    assert (review.decision, review.unassessable_reason) == ("unassessable", "not_brain_mri")
+
+    page.get_by_role("button", name="Log out").click()
+    log_in(page, patient_alice.email)
+    page.goto(reverse("patient:report", args=[study.pk]))
+    body = page.locator("main").inner_text()
+    assert "could not be assessed" in body and "care team will contact you" in body
+    for word in ("glioma", "meningioma", "pituitary", "tumour", "your scan"):
+        assert word not in body.lower(), word
+    assert page.get_by_test_id("key-slice").count() == 0
+    text = _pdf_text(page.request.get(reverse("patient:report_pdf", args=[study.pk])).body())
+    assert "could not be assessed" in text
+    for word in ("glioma", "meningioma", "pituitary", "tumour", "picture from your scan"):
+        assert word not in text.lower(), word

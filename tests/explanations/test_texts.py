@@ -6,7 +6,7 @@ import pytest
 
 from inference.explainer.checks import CLASS_PATTERNS, MAX_CHARS, check_text, mentioned_classes
 from inference.explainer.offline import QUESTIONS, offline_text
-from inference.explainer.payload import CONFIDENCE_BANDS, TUMOUR_CLASSES, ExplanationPayload, confidence_band
+from inference.explainer.payload import CONFIDENCE_BANDS, FINDINGS, TUMOUR_CLASSES, ExplanationPayload, confidence_band
 from inference.explainer.prompt import render_prompt
 from scans.models import TUMOUR_CLASSES as MODEL_CLASSES
 from tests.explanations.readability import flesch_kincaid_grade
@@ -20,7 +20,7 @@ ALL_PAYLOADS = [
 def test_payload_has_exactly_the_allowlisted_fields():
     assert [f.name for f in fields(ExplanationPayload)] == ["final_class", "confidence_band", "overridden", "language"]
     assert tuple(TUMOUR_CLASSES) == tuple(MODEL_CLASSES)
-    assert set(CLASS_PATTERNS) == set(TUMOUR_CLASSES)
+    assert set(CLASS_PATTERNS) == set(FINDINGS)
 
 
 def test_payload_cannot_carry_anything_else():

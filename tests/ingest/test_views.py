@@ -21,8 +21,13 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def alice_signed(patient_alice, media):
-    return make_study(patient_alice.patient_record, status=StudyStatus.SIGNED)
+def alice_signed(patient_alice, radiologist, media):
+    """Signed through the review service: a patient sees the slices its signed version covers."""
+    from portal.workflow.review import sign_off
+
+    study = make_study(patient_alice.patient_record, status=StudyStatus.AWAITING_REVIEW)
+    sign_off(study, user=radiologist, decision="confirm")
+    return study
 
 
 @pytest.fixture

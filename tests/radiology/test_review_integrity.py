@@ -137,3 +137,73 @@ def test_an_administrator_is_refused_by_the_pages_and_the_api(client, study, rad
     # The study page shows an administrator no review forms.
     body = client.get(reverse("radiology:study", args=[study.pk])).content.decode()
     assert 'data-testid="amend-form"' not in body and 'data-testid="not-a-reporter"' in body
+
+
+# --- 3. Images that cannot be assessed ------------------------------------------------------------
+
+CLASS_WORDS = ("glioma", "meningioma", "pituitary", "tumour", "tumor")
+
+
+def _pdf_text(data: bytes) -> str:
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(data)
+    return " ".join(" ".join(p.get_textpage().get_text_range() for p in pdf).split())
+
+
+@pytest.fixture
+def photo_study(alice_record):
+    """The issue's case: a colour photo the AI called "Not a brain MRI"."""
+    return make_study(alice_record, label="", n_slices=1)
+
+
+def test_unassessable_needs_a_category_and_a_reason(photo_study, radiologist):
+    with pytest.raises(ReviewError, match="Choose why"):
+        sign_off(photo_study, user=radiologist, decision="unassessable", reason="A holiday photo")
+    with pytest.raises(ReviewError, match="reason is required"):
+        sign_off(photo_study, user=radiologist, decision="unassessable", unassessable_reason="not_brain_mri")
+    with pytest.raises(ReviewError, match="no tumour class"):
+        sign_off(photo_study, user=radiologist, decision="unassessable", unassessable_reason="not_brain_mri",
+                 reason="A holiday photo", final_class="notumor")
+    with pytest.raises(ReviewError, match="cannot be assessed"):
+        sign_off(photo_study, user=radiologist, decision="confirm")
+    assert not Review.objects.exists()
+
+
+def test_patient_gets_a_plain_message_no_class_and_no_image(client, photo_study, radiologist, patient_alice):
+    result = sign_off(photo_study, user=radiologist, decision="unassessable", unassessable_reason="not_brain_mri",
+                      reason="A colour photograph, not an MRI.")
+    assert (result.review.final_class, result.review.unassessable_reason) == ("unassessable", "not_brain_mri")
+    assert "could not be assessed" in result.explanation.text
+    assert AuditEvent.objects.get(action="review.sign_off").detail["unassessable_reason"] == "not_brain_mri"
+
+    client.force_login(patient_alice)
+    page = client.get(reverse("patient:report", args=[photo_study.pk])).content.decode()
+    assert "could not be assessed" in page and "care team will contact you" in page
+    assert not any(word in page.lower() for word in CLASS_WORDS)
+    assert 'data-testid="key-slice"' not in page and "your scan" not in page.lower()
+    text = _pdf_text(client.get(reverse("patient:report_pdf", args=[photo_study.pk])).content)
+    assert "could not be assessed" in text and "care team will contact you" in text
+    assert not any(word in text.lower() for word in CLASS_WORDS)
+    assert "picture from your scan" not in text.lower()
+    photo = photo_study.series.get().slices.get()
+    assert client.get(reverse("scans:slice_image", args=[photo.pk])).status_code == 404
+    history = client.get(reverse("patient:history")).content.decode()
+    assert "Images could not be assessed" in history and not any(w in history.lower() for w in CLASS_WORDS)
+
+
+def test_the_api_signs_unassessable_and_reports_it(photo_study, radiologist, patient_alice):
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION="Token " + tokens.issue(radiologist, "test")[1])
+    url = reverse("api:study_reviews", args=[photo_study.pk])
+    refused = api.post(url, {"decision": "unassessable", "reason": "Motion"}, format="json")
+    assert refused.status_code == 400 and "why" in refused.json()["detail"]
+    signed = api.post(url, {"decision": "unassessable", "unassessable_reason": "non_diagnostic",
+                            "reason": "Severe motion artefact"}, format="json")
+    assert signed.status_code == 201, signed.content
+    body = signed.json()
+    assert body["final_class"] == "unassessable" and body["final_class_display"] == "Images could not be assessed"
+    patient = APIClient()
+    patient.force_authenticate(patient_alice)
+    report = patient.get(reverse("api:study_report", args=[photo_study.pk])).json()
+    assert report["final_class"] == "unassessable" and "could not be assessed" in report["explanation"]
