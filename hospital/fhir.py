@@ -10,13 +10,13 @@ from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
-from hospital.results import FINDING_CODES
-from scans.models import Prediction, Review, Study, TumourClass
+from hospital.results import FINDING_CODES, LOCAL_SCHEME
+from scans.models import Prediction, Review, Study, class_label
 
 SNOMED = "http://snomed.info/sct"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 LOINC = "http://loinc.org"
-SYSTEMS = {"SCT": SNOMED, "DCM": DCM}
+SYSTEMS = {"SCT": SNOMED, "DCM": DCM, LOCAL_SCHEME: "urn:brain-mri-portal:codes"}
 GENDERS = {"M": "male", "F": "female", "O": "other"}
 MRN_SYSTEM = "urn:brain-mri-portal:mrn"
 
@@ -28,7 +28,7 @@ def _ref(kind: str, key: str) -> str:
 def _finding(label: str) -> dict:
     code = FINDING_CODES[label]
     return {"coding": [{"system": SYSTEMS[code.scheme_designator], "code": code.value, "display": code.meaning}],
-            "text": str(TumourClass(label).label)}
+            "text": class_label(label)}
 
 
 def _patient(study: Study) -> dict:
@@ -109,7 +109,7 @@ def _report(study: Study, review: Review, refs: dict[str, str], results: list[st
         "subject": {"reference": refs["patient"]}, "issued": review.signed_at.isoformat(),
         "resultsInterpreter": [{"display": author.full_name or author.email}],
         "imagingStudy": [{"reference": refs["imaging"]}], "result": [{"reference": r} for r in results],
-        "conclusion": review.report_text or str(TumourClass(review.final_class).label),
+        "conclusion": review.report_text or class_label(review.final_class),
         "conclusionCode": [_finding(review.final_class)],
         "identifier": [{"system": "urn:brain-mri-portal:report", "value": f"{study.pk}-v{review.version}"}],
     }

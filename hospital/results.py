@@ -38,11 +38,14 @@ FINDING_CODES = {
     "meningioma": CodedConcept("302820008", "SCT", "Intracranial meningioma"),
     "pituitary": CodedConcept("254956000", "SCT", "Pituitary adenoma"),
     "notumor": CodedConcept("111286", "DCM", "No abnormality"),
+    # A radiologist's finding, never an AI label: the images could not be assessed.
+    "unassessable": CodedConcept("UNASSESSABLE", LOCAL_SCHEME, "Images could not be assessed"),
 }
 DECISION = CodedConcept("DECISION", LOCAL_SCHEME, "Radiologist decision on the AI suggestion")
 DECISION_CODES = {
     "confirm": CodedConcept("CONFIRM", LOCAL_SCHEME, "AI suggestion confirmed"),
     "override": CodedConcept("OVERRIDE", LOCAL_SCHEME, "AI suggestion overridden"),
+    "unassessable": CodedConcept("UNASSESSABLE", LOCAL_SCHEME, "Images could not be assessed"),
 }
 PROBABILITY = CodedConcept("122157", "DCM", "Probability")  # PS3.16 CID 7041-style measurement name
 

@@ -72,3 +72,21 @@ def test_unsigned_study_has_no_sr_or_fhir(patient_alice, radiologist):
     study = make_study(patient_alice.patient_record)
     for url in (f"/api/studies/{study.pk}/sr.dcm", f"/api/studies/{study.pk}/fhir/"):
         assert client_for(radiologist).get(url).status_code == 404
+
+
+def test_images_that_cannot_be_assessed_export_as_such(patient_alice, radiologist, tmp_path):
+    """Issue 14: a radiologist's "cannot be assessed" is a finding of its own in SR and FHIR."""
+    from portal.workflow.review import sign_off
+
+    study = make_study(patient_alice.patient_record, label="", n_slices=1)
+    sign_off(study, user=radiologist, decision="unassessable", unassessable_reason="non_diagnostic", reason="Motion")
+    response = client_for(radiologist).get(f"/api/studies/{study.pk}/sr.dcm")
+    assert response.status_code == 200
+    path = tmp_path / "sr.dcm"
+    path.write_bytes(response.content)
+    groups = hd.sr.srread(path).content.get_image_measurement_groups()
+    assert groups[-1].finding_type == FINDING_CODES["unassessable"]
+    bundle = json.loads(client_for(radiologist).get(f"/api/studies/{study.pk}/fhir/").content)
+    Bundle.model_validate(bundle)
+    (report,) = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "DiagnosticReport"]
+    assert report["conclusionCode"][0]["text"] == "Images could not be assessed"
