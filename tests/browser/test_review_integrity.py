@@ -19,6 +19,16 @@ def _pdf_text(data: bytes) -> str:
     return " ".join(" ".join(p.get_textpage().get_text_range() for p in pdf).split())
 
 
+def _patient_reads(page, patient, study) -> tuple[str, str]:
+    """Log out, log in as the patient: (report page text, PDF text)."""
+    page.get_by_role("button", name="Log out").click()
+    log_in(page, patient.email)
+    page.goto(reverse("patient:report", args=[study.pk]))
+    pdf = page.request.get(reverse("patient:report_pdf", args=[study.pk]))
+    assert pdf.status == 200
+    return page.locator("main").inner_text(), _pdf_text(pdf.body())
+
+
 def test_override_with_untouched_explanation_never_shows_the_ai_class(page, radiologist, patient_alice):
     study = make_study(patient_alice.patient_record, label="meningioma", confidence=0.88, n_slices=3)
     log_in(page, radiologist.email)
@@ -42,15 +52,9 @@ def test_override_with_untouched_explanation_never_shows_the_ai_class(page, radi
     approved = study.explanations.get(status=ExplanationStatus.APPROVED)
     assert " ".join(approved.text.split()) == " ".join(shown.split())
 
-    page.get_by_role("button", name="Log out").click()
-    log_in(page, patient_alice.email)
-    page.goto(reverse("patient:report", args=[study.pk]))
-    body = page.locator("main").inner_text()
+    body, text = _patient_reads(page, patient_alice, study)
     assert "Pituitary tumour" in body
     assert "meningioma" not in body.lower()
-    pdf = page.request.get(reverse("patient:report_pdf", args=[study.pk]))
-    assert pdf.status == 200
-    text = _pdf_text(pdf.body())
     assert "Final finding: Pituitary tumour" in text
     assert "meningioma" not in text.lower()
 
@@ -73,15 +77,11 @@ def test_images_that_cannot_be_assessed_reach_the_patient_as_a_plain_message(pag
     review = Review.objects.get(study=study)
     assert (review.decision, review.unassessable_reason) == ("unassessable", "not_brain_mri")
 
-    page.get_by_role("button", name="Log out").click()
-    log_in(page, patient_alice.email)
-    page.goto(reverse("patient:report", args=[study.pk]))
-    body = page.locator("main").inner_text()
+    body, text = _patient_reads(page, patient_alice, study)
     assert "could not be assessed" in body and "care team will contact you" in body
     for word in ("glioma", "meningioma", "pituitary", "tumour", "your scan"):
         assert word not in body.lower(), word
     assert page.get_by_test_id("key-slice").count() == 0
-    text = _pdf_text(page.request.get(reverse("patient:report_pdf", args=[study.pk])).body())
     assert "could not be assessed" in text
     for word in ("glioma", "meningioma", "pituitary", "tumour", "picture from your scan"):
         assert word not in text.lower(), word
