@@ -35,6 +35,7 @@ from scans.models import (
     Study,
     StudyStatus,
     UnassessableReason,
+    class_label,
 )
 
 MAX_TEXT = 20_000
@@ -119,7 +120,7 @@ def _resolve_decision(
         if final_class and final_class != prediction.label:
             raise ReviewError(
                 _("Confirming keeps the AI class (%(ai)s); to record %(final)s, override with a reason.")
-                % {"ai": prediction.label, "final": final_class}
+                % {"ai": class_label(prediction.label), "final": class_label(final_class)}
             )
         return decision, prediction.label, ""
     if final_class not in TUMOUR_CLASSES:
