@@ -78,6 +78,13 @@ def test_audit_log_filters_by_part_of_an_action_and_by_mrn_or_name(client, admin
     assert actions(patient="nobody-like-this") == []
 
 
+def test_unlink_asks_for_confirmation(client, administrator, patient_alice):
+    client.force_login(administrator)
+    html = client.get(reverse("administration:patient_detail", args=[patient_alice.patient_record.pk])).content.decode()
+    form = html[html.index(reverse("administration:patient_unlink", args=[patient_alice.patient_record.pk])):]
+    assert "data-confirm=" in form.split(">")[0] + form.split(">")[1] and "js/confirm.js" in html
+
+
 def test_favicon_answers(client):
     response = client.get("/favicon.ico")
     assert response.status_code == 301 and response["Location"].endswith("favicon.ico")

@@ -47,6 +47,18 @@ def test_series_switching_pan_zoom_invert_and_focus(page, radiologist, demo_stud
     first_image = reverse("scans:slice_image", args=[first.ordered_slices().first().pk])
     assert first_image not in page.content()
 
+    # The "Key slice" badge shows on the key slice only.
+    marker = page.locator("#slice-key-marker")
+    key = int(page.get_by_test_id("jump-key").get_attribute("data-index")) + 1
+    page.locator("#viewport").focus()
+    page.keyboard.press("Home")
+    assert _index(page) == 1 and (key == 1) == marker.is_visible()
+    page.get_by_test_id("jump-key").click()
+    assert _index(page) == key and marker.is_visible()
+    page.keyboard.press("ArrowDown" if key == 1 else "ArrowUp")
+    assert not marker.is_visible()
+    page.keyboard.press("Home")
+
     # Zoom in about the centre, then pan with the Pan tool: the image moves, W/L does not.
     page.get_by_role("button", name="Zoom in").click()
     assert page.locator("#zoom-readout").inner_text() == "125%"
