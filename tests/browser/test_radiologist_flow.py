@@ -196,6 +196,9 @@ def test_amendment_in_the_browser_patient_sees_amended(page, radiologist, patien
     page.wait_for_selector("#viewer[data-ready=true]")
     _wait_js(page, "document.getElementById('viewer').dataset.loading === '0'")
     page.locator("[data-testid=amend-details] summary").click()
+    # The report was confirmed, so the amendment starts from "confirm"; changing the class is an override.
+    assert page.get_by_test_id("amend-confirm").is_checked()
+    page.get_by_test_id("amend-override").check()
     page.get_by_test_id("amend-class").select_option("pituitary")
     page.get_by_test_id("amend-reason").fill("Sellar origin on the coronal images.")
     page.get_by_test_id("amend-submit").click()
