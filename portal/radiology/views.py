@@ -213,8 +213,11 @@ def _review_forms(request: HttpRequest, study, primary, latest_review, explanati
     previews = explanation_previews(study, explanation) if may_report else {}
     has_ai_class = bool(primary and primary.is_brain_mri)
     sign_default = posted.get("decision") or (ReviewDecision.CONFIRM if has_ai_class else ReviewDecision.OVERRIDE)
+    # An amendment starts from the signed decision (a confirmed report offers "confirm" again).
     amend_default = posted.get("decision") or (
-        ReviewDecision.UNASSESSABLE if latest_review and not latest_review.is_assessable else ReviewDecision.OVERRIDE
+        ReviewDecision.UNASSESSABLE if latest_review and not latest_review.is_assessable
+        else ReviewDecision.CONFIRM if latest_review and latest_review.decision == ReviewDecision.CONFIRM and has_ai_class
+        else ReviewDecision.OVERRIDE
     )
     amend_class = posted.get("final_class") or (latest_review.final_class if latest_review else "")
     new_images = list(study.new_images_after_sign_off().select_related("series"))
