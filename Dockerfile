@@ -5,8 +5,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
 WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 curl \
     && rm -rf /var/lib/apt/lists/*
-COPY requirements.txt .
-RUN pip install -r requirements.txt
+COPY requirements.txt constraints.txt ./
+# GPU=1 (the compose "gpu" profile) adds TensorFlow's CUDA libraries for INFERENCE_RUNTIME=keras.
+ARG GPU=0
+RUN pip install -r requirements.txt \
+    && if [ "$GPU" = "1" ]; then pip install "tensorflow[and-cuda]==2.21.0"; fi
 COPY . .
 RUN DJANGO_SECRET_KEY=build-only-build-only-build-only-build-only-build-only \
     DJANGO_ALLOWED_HOSTS=build DATABASE_URL=sqlite:////tmp/build.db REDIS_URL=redis://build \

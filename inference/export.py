@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from inference.data import list_samples
+from inference.fit_scope import refit   # the scope gate, fitted once, on the served model
 
 
 def calibration_batches(meta: dict, n: int = 160, batch: int = 16, seed: int = 7) -> list[np.ndarray]:
@@ -103,13 +104,16 @@ def export(train_dir: str | Path, out_dir: str | Path, quantize: str = "auto") -
     if meta["architecture"] == "cnn_lstm":
         export_cnn_lstm_head(train_dir, meta, out_dir / "head.onnx")
     write_split(meta, out_dir / "split.json")
-    for f in ("ood.npz", "keras_weights_fp16.npz"):
-        shutil.copyfile(train_dir / f, out_dir / f)
+    shutil.copyfile(train_dir / "keras_weights_fp16.npz", out_dir / "keras_weights_fp16.npz")
+    (out_dir / "ood.npz").unlink(missing_ok=True)   # a previous model's gate never survives an export
     meta["description"] = meta["description"].replace("GAP -> Dropout", "GAP -> BatchNorm -> Dropout")
     meta["files"] = {"onnx": "model.onnx", "onnx_precision": quantize if quantize != "none" else "fp32",
                      "keras_weights": "keras_weights_fp16.npz", "ood": "ood.npz"}
     if (out_dir / "head.onnx").exists():
         meta["files"]["onnx_head"] = "head.onnx"
+    (out_dir / "metadata.json").write_text(json.dumps(meta, indent=2))
+    refit(out_dir, Path(meta["data"]["root"]))
+    meta = json.loads((out_dir / "metadata.json").read_text())
     meta["files"]["sizes_bytes"] = {p.name: p.stat().st_size for p in sorted(out_dir.iterdir()) if p.is_file()}
     (out_dir / "metadata.json").write_text(json.dumps(meta, indent=2))
     return meta

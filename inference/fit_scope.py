@@ -74,8 +74,30 @@ def fit(predictor, train: list[tuple[Path, int]], val_cal: list[tuple[Path, int]
     return gate, report
 
 
-def main(argv: list[str] | None = None) -> None:
+def refit(model_dir: Path, root: Path | None = None, shrinkage: float = DEFAULT_SHRINKAGE,
+          quantile: float = DEFAULT_QUANTILE, margin: float = DEFAULT_MARGIN, write: bool = True) -> dict:
+    """Fit the gate of an artifact folder and (with `write`) save ood.npz and metadata.json's ood block.
+    A folder without ood.npz yet (a fresh export) gets an accept-all placeholder first, so that the
+    predictor loads; the fit itself never consults the gate."""
     from inference.predict import Predictor
+
+    model_dir = Path(model_dir).resolve()
+    if not (model_dir / "ood.npz").exists():
+        OODGate(np.full(5, -np.inf), np.full(5, np.inf), np.zeros((len(CLASSES), 1)), np.eye(1),
+                np.inf).save(model_dir / "ood.npz")
+    predictor = Predictor.load(model_dir.name, model_dir.parent)
+    parts = split_parts(model_dir, Path(root or predictor.meta["data"]["root"]))
+    gate, report = fit(predictor, parts["train"], parts["val_cal"], shrinkage, quantile, margin)
+    if write:
+        gate.save(model_dir / "ood.npz")
+        meta_path = model_dir / "metadata.json"
+        meta = json.loads(meta_path.read_text())
+        meta["ood"] = {k: v for k, v in report.items() if k not in ("n_train", "n_val_cal")}
+        meta_path.write_text(json.dumps(meta, indent=2))
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("artifact_dir")
@@ -85,20 +107,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--margin", type=float, default=DEFAULT_MARGIN)
     ap.add_argument("--dry-run", action="store_true", help="print the fit, write nothing")
     a = ap.parse_args(argv)
-    model_dir = Path(a.artifact_dir).resolve()
-    predictor = Predictor.load(model_dir.name, model_dir.parent)
-    root = Path(a.data or predictor.meta["data"]["root"])
-    parts = split_parts(model_dir, root)
-    gate, report = fit(predictor, parts["train"], parts["val_cal"], a.shrinkage, a.quantile, a.margin)
+    report = refit(Path(a.artifact_dir), Path(a.data) if a.data else None, a.shrinkage, a.quantile, a.margin,
+                   write=not a.dry_run)
     print(json.dumps(report, indent=1))
-    if a.dry_run:
-        return
-    gate.save(model_dir / "ood.npz")
-    meta_path = model_dir / "metadata.json"
-    meta = json.loads(meta_path.read_text())
-    meta["ood"] = {k: v for k, v in report.items() if k not in ("n_train", "n_val_cal")}
-    meta_path.write_text(json.dumps(meta, indent=2))
-    print(f"wrote {model_dir / 'ood.npz'} and the ood block of {meta_path}")
+    if not a.dry_run:
+        print(f"wrote {a.artifact_dir}/ood.npz and the ood block of its metadata.json")
 
 
 if __name__ == "__main__":

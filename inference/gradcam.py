@@ -37,6 +37,28 @@ def place(cam: np.ndarray, shape: tuple[int, int], box: tuple[int, int, int, int
     return out
 
 
+def _row_spans(mask: np.ndarray) -> np.ndarray:
+    """Per row: True from the first to the last True pixel."""
+    idx = np.arange(mask.shape[1])[None, :]
+    first = np.argmax(mask, axis=1)[:, None]
+    last = mask.shape[1] - 1 - np.argmax(mask[:, ::-1], axis=1)[:, None]
+    return mask.any(axis=1)[:, None] & (idx >= first) & (idx <= last)
+
+
+def head_mask(gray: np.ndarray, rel_threshold: float = 0.1) -> np.ndarray:
+    """Pixels inside the head of a (H, W) uint8 slice: brighter than data.foreground_box's threshold,
+    with interior holes (dark CSF, necrosis) filled by intersecting row and column spans."""
+    bright = gray > max(10.0, rel_threshold * float(np.percentile(gray[::4, ::4], 99)))
+    return _row_spans(bright) & _row_spans(bright.T).T
+
+
+def clip_to_head(heatmap: np.ndarray, gray: np.ndarray) -> np.ndarray:
+    """Zero the heat outside the head: a coarse map upsampled from 7x7 or 8x8 cells otherwise spills
+    over the skull into the background. Falls back to the map unchanged when no head is found."""
+    mask = head_mask(gray)
+    return heatmap * mask if mask.mean() > 0.05 else heatmap
+
+
 def cam_from_fmap(fmap: np.ndarray, dense_kernel: np.ndarray, class_idx: int) -> np.ndarray:
     """CAM = ReLU(Σ_k w[k, c] · A_k) normalised to [0, 1]; fmap (h, w, k), dense_kernel (k, classes)."""
     return normalise(np.tensordot(fmap.astype(np.float32), dense_kernel[:, class_idx], axes=([2], [0])))

@@ -118,8 +118,8 @@ class Predictor:
         """uint8 pixels -> (size x size network slice, the box of the original it shows)."""
         return network_grays(to_gray(pixels), self.size, self.crop_head)
 
-    def _heatmap(self, x: np.ndarray, fmap: np.ndarray, cls: int, shape: tuple[int, int], box: Box
-                 ) -> np.ndarray:
+    def _heatmap(self, x: np.ndarray, fmap: np.ndarray, cls: int, gray: np.ndarray, box: Box) -> np.ndarray:
+        """The class's map on the network's view, placed back into the full slice, clipped to the head."""
         if self.runtime == "keras":
             cam = gradcam.gradcam_tf(self.backend.model, x, cls)
         elif self.arch == "vgg16":
@@ -128,7 +128,7 @@ class Predictor:
             cam = gradcam.ablation_cam(fmap, self.backend.run_head, cls)
         else:
             cam = gradcam.normalise(fmap.mean(axis=-1))  # last resort: activation energy
-        return gradcam.place(cam, shape, box)
+        return gradcam.clip_to_head(gradcam.place(cam, gray.shape, box), gray)
 
     def predict_batch(self, images: Sequence[np.ndarray], heatmaps: bool = True, batch_size: int = 32
                       ) -> list[SliceResult]:
@@ -145,7 +145,7 @@ class Predictor:
             probs = calibrate.softmax(logits, self.temperature)
             for i, p in enumerate(chunk):
                 cls = int(probs[i].argmax())
-                hm = self._heatmap(x[i], fmap[i], cls, p.shape[:2], prepared[i][1]) if heatmaps and is_mri[i] else None
+                hm = self._heatmap(x[i], fmap[i], cls, to_gray(p), prepared[i][1]) if heatmaps and is_mri[i] else None
                 results.append(SliceResult(
                     probabilities={c: float(v) for c, v in zip(CLASSES, probs[i])},
                     label=CLASSES[cls] if is_mri[i] else None,

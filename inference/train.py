@@ -5,8 +5,9 @@
     python -m inference.train finalize var/models/cnn_lstm --data ../shared/data/brain-tumor-mri/Training
 
 Steps: data -> grouped split -> fit (--recipe v2: pretrained encoders, inference.finetune; v1: the
-earlier recipes, inference.scratch) -> finalize: temperature on val_cal, scope gate, metrics on
-val_cal/val_test, ONNX + fp16 Keras weights + metadata.json. `--fit-only` stops after the fit (on a
+earlier recipes, inference.scratch) -> finalize: temperature on val_cal, metrics on val_cal/val_test,
+ONNX + fp16 Keras weights + metadata.json. The export (inference.export) then fits the scope gate on
+the served model (inference.fit_scope). `--fit-only` stops after the fit (on a
 lent GPU, from a pack: inference.pack); `finalize` completes it here from the original files.
 `manage.py train_model` takes the same options (it calls add_arguments/run) and exports afterwards.
 """
@@ -24,10 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from inference import calibrate
-from inference.data import CLASSES, Dataset, fingerprint, load_rgb, make_split, network_grays, unit_input, \
-    vgg_input
+from inference.data import CLASSES, Dataset, fingerprint, make_split, network_grays, unit_input, vgg_input
 from inference.fit import Log, log_line
-from inference.ood import OODGate, image_stats
 
 VERSION_PREFIX = {"vgg16": "vgg16-hed", "cnn_lstm": "cnn-lstm"}
 DEFAULTS = {   # the v1 recipes (inference.scratch); v2: inference.finetune.V2_DEFAULTS
@@ -121,47 +120,31 @@ def network_views(ds: Dataset, idx: np.ndarray, arch: str, size: int, crop_head:
     return vgg_input(grays) if arch == "vgg16" else unit_input(grays)
 
 
-def _outputs(model, ds: Dataset, idx: np.ndarray, arch: str, cfg: dict, chunk: int = 256
-             ) -> tuple[np.ndarray, np.ndarray]:
-    """(logits, GAP of the feature map) for dataset items, in chunks to bound memory."""
-    lgs, pooled = [], []
+def _logits(model, ds: Dataset, idx: np.ndarray, arch: str, cfg: dict, chunk: int = 256) -> np.ndarray:
+    """Logits for dataset items, in chunks to bound memory."""
+    lgs = []
     for i in range(0, len(idx), chunk):
-        lg, fmap = model.predict(network_views(ds, idx[i:i + chunk], arch, cfg["size"], cfg["crop"] == "head"),
-                                 verbose=0, batch_size=64)
+        lg, _ = model.predict(network_views(ds, idx[i:i + chunk], arch, cfg["size"], cfg["crop"] == "head"),
+                              verbose=0, batch_size=64)
         lgs.append(lg)
-        pooled.append(np.asarray(fmap).mean(axis=(1, 2)))
-    return np.concatenate(lgs), np.concatenate(pooled)
-
-
-def fit_gate(ds: Dataset, tr: np.ndarray, va: np.ndarray, cal: np.ndarray, pooled_tr: np.ndarray,
-             pooled_va: np.ndarray, out: Path) -> OODGate:
-    """Image-stat ranges from training images, class means/covariance of training features,
-    Mahalanobis threshold from val_cal."""
-    stats_tr = np.stack([image_stats(load_rgb(ds.samples[i].path)) for i in tr])
-    lo, hi = OODGate.fit_stat_ranges(stats_tr)
-    means, prec = OODGate.fit_mahalanobis(pooled_tr, ds.labels[tr])
-    gate = OODGate(lo, hi, means, prec, 1.0)
-    gate.threshold = float(np.percentile(gate.mahalanobis(pooled_va[cal]), 99.5)) * 1.05
-    gate.save(out / "ood.npz")
-    return gate
+    return np.concatenate(lgs)
 
 
 def finalize_model(model, arch: str, recipe: str, cfg: dict, ds: Dataset, split: np.ndarray, split_info: dict,
                    fit: dict, out: Path, log: Log) -> dict:
-    """Temperature, gate, metrics, ONNX + fp16 weights + metadata.json for a fitted model.
-    `fit`: stages, seconds, hardware, weights_init, seed (and optionally the keras version)."""
+    """Temperature, metrics, ONNX + fp16 weights + metadata.json for a fitted model. The metrics here
+    are before the scope gate, which export fits on the served model (inference.fit_scope); the
+    shipped figures come from evaluate_model. `fit`: stages, seconds, hardware, weights_init, seed."""
     import keras
 
-    tr, va = np.nonzero(split == 0)[0], np.nonzero(split > 0)[0]
+    va = np.nonzero(split > 0)[0]
     y_va, cal = ds.labels[va], split[va] == 1
-    lg_va, pooled_va = _outputs(model, ds, va, arch, cfg)
-    _, pooled_tr = _outputs(model, ds, tr, arch, cfg)
+    lg_va = _logits(model, ds, va, arch, cfg)
     temperature = calibrate.fit_temperature(lg_va[cal], y_va[cal])
     log(f"temperature {temperature:.3f} (fitted on val_cal, n={int(cal.sum())})")
-    gate = fit_gate(ds, tr, va, cal, pooled_tr, pooled_va, out)
-    accepted, _ = gate.score(np.stack([image_stats(load_rgb(ds.samples[i].path)) for i in va]), pooled_va)
-    metrics = {name: split_metrics(lg_va[m], y_va[m], temperature, accepted[m])
-               for name, m in (("val_test", ~cal), ("val_cal", cal), ("val_all", np.ones_like(cal)))}
+    every = np.ones(len(va), bool)
+    metrics = {name: split_metrics(lg_va[m], y_va[m], temperature, every[m])
+               for name, m in (("val_test", ~cal), ("val_cal", cal), ("val_all", every))}
     log(f"metrics {json.dumps(metrics)}")
 
     model.predict(np.zeros((1,) + tuple(model.input.shape[1:]), np.float32), verbose=0)
@@ -195,12 +178,7 @@ def finalize_model(model, arch: str, recipe: str, cfg: dict, ds: Dataset, split:
                      "seed": fit["seed"], "stages": fit["stages"], "seconds": fit["seconds"], "hardware": fit["hardware"],
                      "keras": fit.get("keras", keras.__version__), "python": sys.version.split()[0]},
         "calibration": {"method": "temperature scaling, NLL minimised on val_cal", "temperature": temperature},
-        "ood": {"file": "ood.npz", "mahalanobis_threshold": gate.threshold,
-                "threshold_rule": "1.05 x 99.5th percentile of val_cal Mahalanobis^2 (min over class means, "
-                                  "shared covariance shrunk 10% to identity) on GAP features",
-                "image_stat_ranges": {n: [float(a), float(b)] for n, a, b in
-                                      zip(("saturation", "std", "noise", "mean", "dark_fraction"), gate.stat_lo, gate.stat_hi)}},
-        "metrics": metrics,
+        "metrics": metrics, "metrics_note": "Keras fp32, before the scope gate (fitted at export)",
         "files": {"onnx_fp32": "model_fp32.onnx", "keras_weights": "keras_weights_fp16.npz"},
     }
     (out / "metadata.json").write_text(json.dumps(meta, indent=2))

@@ -216,3 +216,20 @@ def test_weights_digest_tells_runs_apart():
     b[1][2] = 0.5
     assert weights_digest(a) == weights_digest([w.copy() for w in a])
     assert weights_digest(a) != weights_digest(b) and len(weights_digest(a)) == 6
+
+
+def test_heat_map_clipped_to_the_head():
+    """No heat over the background: a map that covers the whole frame keeps only the head."""
+    from inference.gradcam import clip_to_head, head_mask
+
+    gray = np.zeros((100, 100), np.uint8)
+    yy, xx = np.mgrid[:100, :100]
+    head = (yy - 50) ** 2 + (xx - 50) ** 2 < 35 ** 2
+    gray[head] = 120
+    gray[45:55, 45:55] = 0            # a dark hole inside the head (CSF, necrosis) stays inside
+    mask = head_mask(gray)
+    assert mask[50, 50] and not mask[2, 2] and mask.sum() == pytest.approx(head.sum(), rel=0.02)
+    clipped = clip_to_head(np.ones((100, 100), np.float32), gray)
+    assert clipped[50, 50] == 1.0 and clipped[2, 2] == 0.0 and clipped[head].min() == 1.0
+    blank = np.zeros((100, 100), np.uint8)   # no head found: the map is left as it is
+    assert clip_to_head(np.ones((100, 100), np.float32), blank).min() == 1.0
