@@ -9,4 +9,4 @@ class PortalConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from portal.workflow import pacs  # noqa: F401 - connects the preliminary-results receiver
+        from portal.workflow import pacs  # noqa: F401 - connects its sign-off and preliminary receivers

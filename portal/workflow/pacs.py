@@ -23,6 +23,7 @@ from accounts.audit import record
 from hospital import results, scu
 from hospital.models import DicomSend, RemoteNode, SendObject
 from portal.workflow import pipeline
+from portal.workflow import review as review_service
 from scans.models import Job, JobKind, JobState, Prediction, Review, Study
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,7 @@ def subject_of(send: DicomSend) -> results.Subject:
     study = send.job.study
     if send.review is not None:
         return results.Subject(study, send.review.prediction, send.review)
-    prediction = Prediction.objects.filter(series__study=study).order_by("-created_at", "-id").first()
-    return results.Subject(study, prediction, None)
+    return results.Subject(study, review_service.primary_prediction(study), None)
 
 
 def build(send: DicomSend):
@@ -109,7 +109,12 @@ def retry_pending_sends(older_than_seconds: float = 60.0) -> int:
 
 
 def _on_awaiting_review(sender: Any, study: Study, **kwargs: Any) -> None:
-    send_preliminary(study, Prediction.objects.filter(series__study=study).order_by("-created_at", "-id").first())
+    send_preliminary(study, review_service.primary_prediction(study))
+
+
+def _on_signed(sender: Any, review: Review, **kwargs: Any) -> None:
+    send_results(review)
 
 
 pipeline.study_awaiting_review.connect(_on_awaiting_review, dispatch_uid="pacs-preliminary")
+review_service.report_signed.connect(_on_signed, dispatch_uid="pacs-results")

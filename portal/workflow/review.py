@@ -17,12 +17,12 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Max
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.audit import record
 from portal.workflow.notifications import notify_report_ready
-from portal.workflow.pacs import send_results
 from scans.models import (
     TUMOUR_CLASSES,
     UNASSESSABLE,
@@ -39,6 +39,8 @@ from scans.models import (
 )
 
 MAX_TEXT = 20_000
+# Sent inside the sign-off/amendment transaction with the new signed version (review=...).
+report_signed = Signal()
 
 
 class ReviewError(Exception):
@@ -236,8 +238,8 @@ def _write_version(
             covers_new_images=addendum,
         )
         transaction.on_commit(lambda: notify_report_ready(review, request=request))
-        # The signed version goes to the PACS (SR + key image): send jobs in this transaction.
-        send_results(review)
+        # Receivers act in this transaction (portal.workflow.pacs queues the SR and key image).
+        report_signed.send(sender=Review, review=review)
     study.refresh_from_db()
     return SignOffResult(review=review, explanation=explanation)
 

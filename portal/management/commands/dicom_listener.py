@@ -40,8 +40,6 @@ class Command(BaseCommand):
             listener.stop()
 
     def _retry_sends(self) -> None:
-        try:
-            from portal.workflow.pacs import retry_pending_sends
-        except ImportError:  # results to PACS not configured in this build
-            return
+        from portal.workflow.pacs import retry_pending_sends
+
         retry_pending_sends()
