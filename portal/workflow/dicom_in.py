@@ -57,10 +57,14 @@ def receive_batch(paths: list[Path], calling_ae: str = "") -> list[ImportResult]
             hold_unmatched(items, calling_ae, detail=_("No patient record has this PatientID."))
             continue
         try:
-            results.append(submit_upload([p for p, _h in items], patient=patient, user=None))
+            result = submit_upload([p for p, _h in items], patient=patient, user=None)
         except ScanError as exc:  # e.g. the study is already filed under another record
             log.warning("DICOM from %s for %s not filed: %s", calling_ae, patient_id, exc)
             hold_unmatched(items, calling_ae, detail=str(exc))
+            continue
+        results.append(result)
+        record("dicom.receive", obj=patient, patient_id=patient.pk, calling_ae=calling_ae,
+               studies=[s.pk for s in result.studies], new_slices=len(result.new_slice_ids))
     log.info("DICOM from %s: %d instance(s), %d filed group(s), %d unmatched", calling_ae, len(paths), len(results),
              len(groups) - len(results))
     return results
@@ -88,6 +92,7 @@ def hold_unmatched(items: list[tuple[Path, Header]], calling_ae: str, *, detail:
                     continue
                 known.add(header.sop_instance_uid)
                 _keep(unmatched, path, header)
+            record("dicom.unmatched_held", obj=unmatched, calling_ae=calling_ae, instances=len(entries))
         held.append(unmatched)
     return held
 

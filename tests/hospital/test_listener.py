@@ -10,9 +10,10 @@ import pytest
 from pynetdicom import AE
 from pynetdicom.sop_class import MRImageStorage
 
+from accounts.models import AuditEvent
 from hospital.models import UnmatchedState, UnmatchedStudy
 from scans.models import Job, JobKind, Patient, Prediction, Slice, Study, StudyStatus
-from tests.hospital.conftest import LISTENER_AE, LISTENER_PORT, tool, wait_until
+from tests.hospital.conftest import LISTENER_AE, LISTENER_PORT, ORTHANC_AE, tool, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -60,6 +61,8 @@ def test_orthanc_sends_the_48_slice_series_one_study_classified_once(listener, o
     wait_until(lambda: Study.objects.get(pk=study.pk).status == StudyStatus.AWAITING_REVIEW, what="awaiting review")
     assert Study.objects.count() == 1
     assert slices_of(header.StudyInstanceUID) == 48
+    wait_until(lambda: AuditEvent.objects.filter(action="dicom.receive", detail__calling_ae=ORTHANC_AE).exists(),
+               what="the audit row of the received study")
     # Processed once for the association, never once per instance.
     assert Job.objects.filter(study=study, kind=JobKind.CLASSIFY).count() == study.series.count() == 1
 
