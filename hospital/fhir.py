@@ -81,7 +81,7 @@ def _ai_observation(prediction: Prediction, refs: dict[str, str]) -> dict:
     if prediction.is_brain_mri and prediction.label in FINDING_CODES:
         resource["valueCodeableConcept"] = _finding(prediction.label)
     else:
-        resource["dataAbsentReason"] = {"text": "Outside the model's scope (not a brain MRI it was built for)"}
+        resource["dataAbsentReason"] = {"text": prediction.out_of_scope_reason or "no AI class"}
     return resource
 
 

@@ -169,7 +169,7 @@ def _ai_group(prediction: Prediction, key: Dataset) -> hd.sr.MeasurementsAndQual
         tracking_identifier=hd.sr.TrackingIdentifier(uid=uid(prediction.series.series_instance_uid, "ai-group",
                                                               prediction.model_version), identifier="AI suggestion"),
         algorithm_id=hd.sr.AlgorithmIdentification(name=prediction.model_name[:64], version=prediction.model_version[:64]),
-        # Out of the model's scope (not a brain MRI): no finding, only the model's confidence.
+        # Outside the AI's scope (prediction.out_of_scope_reason): no finding, only the model's confidence.
         finding_type=FINDING_CODES.get(prediction.label) if prediction.is_brain_mri else None,
         finding_sites=[hd.sr.FindingSite(anatomic_location=codes.SCT.Brain)],
         measurements=[hd.sr.Measurement(name=PROBABILITY, value=round(float(prediction.confidence), 4),

@@ -40,7 +40,7 @@ def make_study(
     **fields,
 ) -> Study:
     """A study with one series of `n_slices` PNG slices and, unless label is None, an AI
-    prediction (label "" means "not a brain MRI")."""
+    prediction (label "" means "outside the AI's scope": no class)."""
     n = next(_counter)
     study = Study.objects.create(
         patient=patient, study_instance_uid=f"2.25.{n}1", status=status, description=fields.pop("description", "MR brain"), **fields

@@ -196,3 +196,17 @@ def test_import_scans_reports_the_ai_outcome_per_series(tmp_path, media, setting
     series = summary["studies"][0]["series"][0]
     assert series["ai"] == "outside the model's scope: modality CT"
     assert "series " in out.getvalue() and "AI: outside the model's scope: modality CT" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_header_less_images_the_image_check_rejects_get_its_reason_not_a_class(media, monkeypatch):
+    from portal.workflow import pipeline
+
+    monkeypatch.setattr(pipeline, "request_explanation", lambda study, **kw: None)
+    files = [(f"blank{i}.png", b.png_bytes(96, 96, value=90 + i)) for i in range(3)]  # flat grey frames
+    result = import_files(files, patient=make_patient(mrn="MRN-TEST"))
+    assert Series.objects.get().scope_reason == ""  # no header: only the image check can tell
+    pipeline.run_classification(pipeline.start_processing(result.studies[0])[0].pk)
+    prediction = Prediction.objects.get()
+    assert prediction.label == "" and not prediction.is_brain_mri
+    assert prediction.out_of_scope_reason == "outside what the model was trained on (image check: 3 of 3 slices)"

@@ -61,7 +61,7 @@ class Command(BaseCommand):
                 Path(tempfile.mkdtemp(prefix="classify_")) / f"{path.stem}_heatmap.png"
             heat_path.parent.mkdir(parents=True, exist_ok=True)
             heat_path.write_bytes(heatmap_to_png(res.heatmap, base=pixels))
-        self.stdout.write(f"{path.name}: {res.label or 'not a brain MRI'} "
+        self.stdout.write(f"{path.name}: {res.label or 'no class: outside what the model was trained on'} "
                           f"({', '.join(f'{k} {v:.3f}' for k, v in res.probabilities.items())}), "
                           f"ood_score {res.ood_score:.3f}, model {pred.model_name}@{pred.model_version}")
         if o["json"]:
