@@ -149,3 +149,17 @@ def test_instances_left_in_the_spool_by_a_crash_are_filed_at_the_next_start(tran
     server.start()
     server.stop()
     assert slices_of(header.StudyInstanceUID) == 3 and not left.exists()
+
+
+def test_a_damaged_instance_is_refused_with_a_reason_and_nothing_is_kept(listener, series_48):
+    ds = pydicom.dcmread(dcm_files(series_48)[0])
+    Patient.objects.create(mrn=ds.PatientID)
+    ds.PixelData = ds.PixelData[: len(ds.PixelData) // 2]  # truncated pixels
+    ae = AE(ae_title="BROKEN")
+    ae.add_requested_context(MRImageStorage, ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"])
+    assoc = ae.associate("127.0.0.1", LISTENER_PORT, ae_title=LISTENER_AE)
+    status = assoc.send_c_store(ds)
+    assoc.release()
+    assert status.Status == 0xC000 and status.ErrorComment
+    listener.stop()
+    assert not Slice.objects.exists() and not UnmatchedStudy.objects.exists()
