@@ -11,7 +11,9 @@
   it ends (release, abort or a dropped connection), or when it has been quiet for
   DICOM_QUIET_SECONDS while still open. Never once per instance. Batches are handed over
   one at a time (a process-wide lock), so concurrent associations cannot race each other.
-- Files left in the spool by a crash are handed over when the listener starts again.
+- Files left in the spool by a crash are handed over when the listener starts again. A batch
+  that meets a transient error (database or storage away) waits in `retry/` and is handed over
+  again every 30 s; one that fails for any other reason is kept in `failed/` and logged.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from django.db import InterfaceError, OperationalError
 from pydicom.dataset import Dataset
 from pynetdicom import AE, AllStoragePresentationContexts, ALL_TRANSFER_SYNTAXES, evt
 from pynetdicom.sop_class import Verification
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 STATUS_SUCCESS = 0x0000
 STATUS_CANNOT_UNDERSTAND = 0xC000
 STATUS_OUT_OF_RESOURCES = 0xA700
+FAILED, RETRY = "failed", "retry"  # spool sub-folders: could not be filed / try again later
+TRANSIENT = (OperationalError, InterfaceError, OSError)
 SAFE_NAME = re.compile(r"[^0-9A-Za-z.#-]")
 
 
@@ -61,7 +66,7 @@ CallerCheck = Callable[[str, str], bool]
 
 class Listener:
     def __init__(self, *, ae_title: str, port: int, bind: str, spool_dir: Path, on_batch: BatchHandler,
-                 caller_allowed: CallerCheck, quiet_seconds: float = 10.0) -> None:
+                 caller_allowed: CallerCheck, quiet_seconds: float = 10.0, retry_seconds: float = 30.0) -> None:
         self.ae_title = ae_title
         self.port = port
         self.bind = bind
@@ -69,6 +74,7 @@ class Listener:
         self.on_batch = on_batch
         self.caller_allowed = caller_allowed
         self.quiet_seconds = quiet_seconds
+        self.retry_seconds = retry_seconds
         self.batches: dict[int, Batch] = {}
         self.lock = threading.Lock()  # guards self.batches
         self.ingest_lock = threading.Lock()  # one batch handed over at a time
@@ -130,12 +136,13 @@ class Listener:
 
     def recover(self) -> None:
         """Hand over what an earlier run of the listener received but did not process."""
-        for folder in sorted(p for p in self.spool_dir.iterdir() if p.is_dir() and p.name != "failed"):
+        for folder in sorted(p for p in self.spool_dir.iterdir() if p.is_dir() and p.name not in (FAILED, RETRY)):
             files = sorted(folder.glob("*.dcm"))
             if files:
                 log.warning("listener: handing over %d instance(s) left in %s", len(files), folder)
                 self._hand_over(files, folder.name.split("_", 1)[0], folder)
-            shutil.rmtree(folder, ignore_errors=True)  # handed over, or moved to failed/
+            shutil.rmtree(folder, ignore_errors=True)  # handed over, or moved to failed/ or retry/
+        self.retry_held()
 
     # --- events -------------------------------------------------------------------------
 
@@ -208,8 +215,12 @@ class Listener:
         shutil.rmtree(batch.folder, ignore_errors=True)
 
     def _quiet_loop(self) -> None:
+        last_retry = time.monotonic()
         while not self.stopping.wait(min(1.0, max(self.quiet_seconds / 4, 0.1))):
             now = time.monotonic()
+            if now - last_retry >= self.retry_seconds:
+                last_retry = now
+                self.retry_held()
             with self.lock:
                 quiet = [k for k, b in self.batches.items() if b.files and now - b.last_received >= self.quiet_seconds]
             for key in quiet:
@@ -221,17 +232,36 @@ class Listener:
         with self.ingest_lock:
             try:
                 self.on_batch(files, calling_ae)
+            except TRANSIENT as exc:  # database or storage away: keep them and try again later
+                kept = self._keep(files, self.spool_dir / RETRY / folder.name)
+                log.warning("listener: %d instance(s) from %s not filed yet (%s); retried from %s", len(files),
+                            calling_ae, exc, kept)
+                return
             except Exception:  # noqa: BLE001 - keep the files, log, and go on serving
-                failed = self.spool_dir / "failed" / folder.name
-                failed.mkdir(parents=True, exist_ok=True)
-                for path in files:
-                    if path.exists():
-                        os.replace(path, failed / path.name)
+                kept = self._keep(files, self.spool_dir / FAILED / folder.name)
                 log.exception("listener: %d instance(s) from %s could not be filed; kept in %s", len(files),
-                              calling_ae, failed)
+                              calling_ae, kept)
                 return
         for path in files:
             path.unlink(missing_ok=True)
+
+    @staticmethod
+    def _keep(files: list[Path], target: Path) -> Path:
+        target.mkdir(parents=True, exist_ok=True)
+        for path in files:
+            if path.exists() and path.parent != target:
+                os.replace(path, target / path.name)
+        return target
+
+    def retry_held(self) -> None:
+        """Hand over again what a transient error (database, storage) held back."""
+        root = self.spool_dir / RETRY
+        for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+            files = sorted(folder.glob("*.dcm"))
+            if files:
+                self._hand_over(files, folder.name.split("_", 1)[0], folder)
+            if not any(folder.iterdir()):
+                folder.rmdir()
 
 
 def _failure(status: int, comment: str) -> Dataset:

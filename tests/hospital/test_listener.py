@@ -163,3 +163,26 @@ def test_a_damaged_instance_is_refused_with_a_reason_and_nothing_is_kept(listene
     assert status.Status == 0xC000 and status.ErrorComment
     listener.stop()
     assert not Slice.objects.exists() and not UnmatchedStudy.objects.exists()
+
+
+def test_a_batch_that_meets_a_database_outage_is_filed_when_it_is_back(listener, series_48):
+    from django.db import OperationalError
+
+    files = dcm_files(series_48)[:4]
+    header = pydicom.dcmread(files[0], stop_before_pixels=True)
+    Patient.objects.create(mrn=header.PatientID)
+    real, calls = listener.on_batch, []
+
+    def outage_once(paths, calling_ae):
+        calls.append(len(paths))
+        if len(calls) == 1:
+            raise OperationalError("the database is restarting")
+        return real(paths, calling_ae)
+
+    listener.on_batch = outage_once
+    listener.retry_seconds = 1.0
+    assert storescu(files).returncode == 0
+    wait_until(lambda: slices_of(header.StudyInstanceUID) == 4, what="the held batch to be filed on retry")
+    assert calls == [4, 4]
+    listener.stop()
+    assert not any((listener.spool_dir / "retry").glob("*/*.dcm"))
