@@ -370,7 +370,11 @@ def import_files(
     allow_mismatch: bool = False,
     patient_submitted: bool = False,
     progress: Progress | None = None,
+    on_stored: Callable[[ImportResult], Any] | None = None,
 ) -> ImportResult:
+    """Import the files for the patient, all or nothing. `on_stored(result)` runs inside the
+    import's transaction once the rows exist (the workflow records the processing jobs
+    there, so no study is ever committed without its work)."""
     say = progress or (lambda message: None)
     sources = [as_source(f) for f in files]
     if not sources:
@@ -386,14 +390,17 @@ def import_files(
             reasons = "; ".join(r["reason"] for r in result.rejected[:3])
             raise NoImages(name, "no importable images found" + (f" ({reasons})" if reasons else ""))
         _check_patient(parsed, patient, allow_mismatch)
-        _store(parsed, patient, uploaded_by, patient_submitted, result, say)
+        _store(parsed, patient, uploaded_by, patient_submitted, result, say, on_stored)
     finally:
         for handle in temp_files:
             handle.close()
     return result
 
 
-def _store(parsed: list[_Parsed], patient: Patient, uploaded_by: Any, patient_submitted: bool, result: ImportResult, say: Progress) -> None:
+def _store(
+    parsed: list[_Parsed], patient: Patient, uploaded_by: Any, patient_submitted: bool, result: ImportResult, say: Progress,
+    on_stored: Callable[[ImportResult], Any] | None = None,
+) -> None:
     writer = _Writer()
     try:
         with transaction.atomic():
@@ -435,6 +442,8 @@ def _store(parsed: list[_Parsed], patient: Patient, uploaded_by: Any, patient_su
             for study in result.studies_with_new_slices:
                 grown = [s for s in series_done.values() if s.study_id == study.pk]
                 hold_new_images(study, new_by_study[study.pk], grown, actor=uploaded_by)
+            if on_stored is not None:
+                on_stored(result)
     except DbIntegrityError as exc:
         writer.delete_all()
         logger.warning("upload for patient %s refused on a UID already stored: %s", patient.pk, exc)

@@ -58,7 +58,8 @@ def submit_upload(
         allow_mismatch=allow_mismatch,
         patient_submitted=patient_submitted,
         progress=progress,
+        # The jobs are recorded in the import's own transaction: no study is committed
+        # without its work, whatever happens to the broker (messages go out on commit).
+        on_stored=start_processing_for if process else None,
     )
-    if process:
-        start_processing_for(result)
     return result

@@ -42,6 +42,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from accounts.audit import record
+from portal.workflow.dispatch import send_on_commit
 from scans.models import (
     RELEASED_STATUSES,
     STUDY_TRANSITIONS,
@@ -148,8 +149,7 @@ def _enqueue(job: Job) -> None:
     if job.celery_task_id != task_id:
         Job.objects.filter(pk=job.pk).update(celery_task_id=task_id)
         job.celery_task_id = task_id
-    job_id = job.pk
-    transaction.on_commit(lambda: task.apply_async(args=[job_id], task_id=task_id))
+    send_on_commit(task, job.pk, task_id)  # a broker error is logged, never raised: the row is the record
 
 
 def _set_study_status(study: Study, status: str, detail: str = "") -> bool:
@@ -494,7 +494,33 @@ def _store_prediction(job: Job, series: Series, slices: list, result: Any, runti
         for name in heatmap_names:
             if name:
                 default_storage.delete(name)
+    remove_orphan_heatmaps(series)
     return prediction
+
+
+def remove_orphan_heatmaps(series: Series) -> int:
+    """Delete heat-map files of the series that no row points to: what an attempt killed
+    between writing its files and committing its rows left behind (half-written files too).
+    Run after the rows are committed, so a concurrent duplicate run, whose files are not yet
+    referenced, only loses files it would delete itself when it loses the race."""
+    folder = f"heatmaps/series{series.pk}"
+    kept = set(SlicePrediction.objects.filter(slice__series=series).exclude(heatmap="").values_list("heatmap", flat=True))
+    removed = 0
+    for name in _stored_files(folder):
+        if name not in kept:
+            default_storage.delete(name)
+            removed += 1
+    if removed:
+        log.warning("removed %d orphan heat-map file(s) of series %s", removed, series.pk)
+    return removed
+
+
+def _stored_files(folder: str) -> list[str]:
+    try:
+        dirs, files = default_storage.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [f"{folder}/{name}" for name in files] + [f for sub in dirs for f in _stored_files(f"{folder}/{sub}")]
 
 
 def _finish_classification(job: Job) -> None:
@@ -591,9 +617,24 @@ def sweep_stale_jobs() -> int:
             job.save(update_fields=["state", "celery_task_id", "updated_at"])
             _enqueue(job)
             requeued += 1
+    requeued += _start_studies_without_jobs(stale_after)
     if requeued:
         log.warning("sweeper re-enqueued %d stale job(s)", requeued)
     return requeued
+
+
+def _start_studies_without_jobs(stale_after: float) -> int:
+    """Stored studies that never got a job (stored while processing was off, or by an old
+    version of the portal that lost them with the broker): start them. Returns the new jobs."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=stale_after)
+    studies = Study.objects.filter(status=StudyStatus.RECEIVED, jobs__isnull=True, created_at__lt=cutoff)
+    started = 0
+    for study in studies.distinct():
+        jobs = start_processing(study)
+        if jobs:
+            log.warning("sweeper started study %s, stored without a job", study.pk)
+        started += len(jobs)
+    return started
 
 
 # --- Progress for the page ------------------------------------------------------------------

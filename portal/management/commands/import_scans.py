@@ -6,6 +6,8 @@ is still queued); the LAST line is one JSON object:
 {"studies": [{"study_instance_uid": ..., "series": [{"series_instance_uid": ..., "slices": N, "ai": ...}]}],
  "rejected": [{"file": ..., "reason": ...}]}
 Bad input (a damaged file, a bomb, a patient mismatch) is a CommandError naming the file.
+When the broker cannot be reached the work is still recorded (queued jobs): the command
+warns on stderr that it is not yet sent (the sweeper sends it) and exits 0.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from portal.workflow.dispatch import unsent_messages
 from portal.workflow.ingest import submit_upload
 from scans.errors import ScanError
 from scans.ingest import sources_from_path
@@ -41,7 +44,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--allow-mismatch", action="store_true", help="import even when the files' PatientID differs from the MRN"
         )
-        parser.add_argument("--no-process", action="store_true", help="store only; do not start AI processing")
+        parser.add_argument(
+            "--no-process", action="store_true",
+            help="store only; do not start AI processing now (where beat runs, the sweeper starts stored studies left without a job)",
+        )
 
     def handle(self, *args, **options) -> None:
         path = Path(options["path"])
@@ -50,6 +56,16 @@ class Command(BaseCommand):
         mrn = options["patient"].strip()
         if not mrn:
             raise CommandError("--patient: an MRN is required")
+        with unsent_messages() as unsent:
+            result = self._import(path, mrn, options)
+        if unsent:
+            self.stderr.write(
+                f"warning: the import is stored and {len(unsent)} processing job(s) are recorded, but their messages "
+                "were not sent (the broker could not be reached); the sweeper sends them when it is back"
+            )
+        self._summary(result)
+
+    def _import(self, path: Path, mrn: str, options: dict):
         allow_mismatch = options["allow_mismatch"]
         with transaction.atomic():
             patient = Patient.objects.filter(mrn=mrn).first()
@@ -74,6 +90,9 @@ class Command(BaseCommand):
                 )
             except ScanError as exc:  # the atomic block rolls back a patient created above
                 raise CommandError(f"{exc.filename}: {exc.message}") from exc
+        return result
+
+    def _summary(self, result) -> None:
         payload = result.as_json()
         processed = not options["no_process"]
         outcomes = {s.pk: ai_outcome(s, processed) for s in Series.objects.filter(study__in=result.studies)}
