@@ -63,7 +63,7 @@ class Command(BaseCommand):
                 f"warning: the import is stored and {len(unsent)} processing job(s) are recorded, but their messages "
                 "were not sent (the broker could not be reached); the sweeper sends them when it is back"
             )
-        self._summary(result)
+        self._summary(result, processed=not options["no_process"])
 
     def _import(self, path: Path, mrn: str, options: dict):
         allow_mismatch = options["allow_mismatch"]
@@ -92,9 +92,8 @@ class Command(BaseCommand):
                 raise CommandError(f"{exc.filename}: {exc.message}") from exc
         return result
 
-    def _summary(self, result) -> None:
+    def _summary(self, result, processed: bool) -> None:
         payload = result.as_json()
-        processed = not options["no_process"]
         outcomes = {s.pk: ai_outcome(s, processed) for s in Series.objects.filter(study__in=result.studies)}
         summary = {
             "studies": [
