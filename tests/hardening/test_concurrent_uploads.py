@@ -9,7 +9,6 @@ import threading
 import pytest
 import requests
 from django.db import connection
-from pydicom.uid import generate_uid
 
 from tests.conftest import skip_or_fail
 from tests.hardening.server import SETUP_USERS, PortalServer, printed
@@ -18,15 +17,6 @@ from tests.ingest import builders as b
 PORTS = {"sqlite": 7180, "postgresql": 7181}
 # The PostgreSQL server process must see the rows this process commits.
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _series(mrn: str, slices: int = 3) -> list[tuple[str, bytes]]:
-    study, series = generate_uid(), generate_uid()
-    return [
-        (f"s{i}.dcm", b.dicom_bytes(patient_id=mrn, study_uid=study, series_uid=series, sop_uid=generate_uid(),
-                                    instance_number=i + 1, position=(0.0, 0.0, 2.5 * i), seed=i))
-        for i in range(slices)
-    ]
 
 
 def _post_all(server: PortalServer, key: str, uploads: list[tuple[int, list]]) -> list[requests.Response]:
@@ -85,8 +75,8 @@ def _assert_no_5xx(answers: list, server: PortalServer) -> None:
 def test_four_simultaneous_uploads_for_one_patient(server):
     portal, key, ids = server
     mrn = "MRN-CONC-0"
-    same = _series(mrn)
-    uploads = [(ids[0], same), (ids[0], same), (ids[0], _series(mrn)), (ids[0], _series(mrn))]
+    same = b.fresh_series(mrn)
+    uploads = [(ids[0], same), (ids[0], same), (ids[0], b.fresh_series(mrn)), (ids[0], b.fresh_series(mrn))]
     answers = _post_all(portal, key, uploads)
     _assert_no_5xx(answers, portal)
     # The identical upload is stored once: 3 studies, 9 slices, each slice once.
@@ -97,7 +87,7 @@ def test_four_simultaneous_uploads_for_one_patient(server):
 
 def test_four_simultaneous_uploads_for_four_patients(server):
     portal, key, ids = server
-    uploads = [(pk, _series(f"MRN-CONC-{n}")) for n, pk in enumerate(ids)]
+    uploads = [(pk, b.fresh_series(f"MRN-CONC-{n}")) for n, pk in enumerate(ids)]
     answers = _post_all(portal, key, uploads)
     _assert_no_5xx(answers, portal)
     assert [r.json()["new_slices"] for r in answers] == [3, 3, 3, 3]

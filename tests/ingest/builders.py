@@ -180,3 +180,15 @@ def raw_implicit_dataset_without_meta() -> bytes:
     buffer = io.BytesIO()
     pydicom.dcmwrite(buffer, ds, implicit_vr=True, little_endian=True, enforce_file_format=False)
     return buffer.getvalue()
+
+
+def fresh_series(patient_id: str, n: int = 3) -> list[tuple[str, bytes]]:
+    """A series of n slices with new Study/Series/SOP Instance UIDs each call, so several
+    can be uploaded side by side."""
+    study, series = generate_uid(), generate_uid()
+    return [
+        (f"{series[-8:]}-{i}.dcm", dicom_bytes(patient_id=patient_id, study_uid=study, series_uid=series,
+                                                sop_uid=generate_uid(), instance_number=i + 1,
+                                                position=(0.0, 0.0, 2.5 * i), seed=i))
+        for i in range(n)
+    ]

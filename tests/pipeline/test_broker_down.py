@@ -13,7 +13,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
-from pydicom.uid import generate_uid
 
 from portal.celery import app
 from portal.workflow import pipeline
@@ -25,14 +24,6 @@ from tests.pipeline.conftest import wait_for
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 REFUSED = "redis://127.0.0.1:7189/0"  # nothing listens here (this port range)
 TIMEOUT = 180
-
-
-def _series_files(mrn: str, slices: int = 2) -> list[tuple[str, bytes]]:
-    study, series = generate_uid(), generate_uid()
-    return [(f"{study[-6:]}-{i}.dcm", b.dicom_bytes(patient_id=mrn, study_uid=study, series_uid=series,
-                                                     sop_uid=generate_uid(), instance_number=i + 1,
-                                                     position=(0.0, 0.0, 2.5 * i), seed=i))
-            for i in range(slices)]
 
 
 def _point_broker_at(url: str) -> None:
@@ -56,7 +47,7 @@ def test_broker_down_during_an_upload_loses_no_work(broker_down, broker, redis_u
     patient = Patient.objects.create(mrn="MRN-BROKER")
     client = Client()
     client.force_login(radiologist)
-    files = [SimpleUploadedFile(name, data) for name, data in _series_files(patient.mrn) + _series_files(patient.mrn)]
+    files = [SimpleUploadedFile(name, data) for name, data in b.fresh_series(patient.mrn) + b.fresh_series(patient.mrn)]
     response = client.post(reverse("api:uploads"), {"patient": patient.pk, "files": files})
     assert response.status_code == 201, response.content
     uploaded = list(Study.objects.filter(patient=patient))
@@ -68,7 +59,7 @@ def test_broker_down_during_an_upload_loses_no_work(broker_down, broker, redis_u
     # import_scans in the same situation: the work is recorded, a clear warning, exit 0.
     folder = tmp_path / "scans"
     folder.mkdir()
-    for name, data in _series_files(patient.mrn):
+    for name, data in b.fresh_series(patient.mrn):
         (folder / name).write_bytes(data)
     out, err = StringIO(), StringIO()
     call_command("import_scans", str(folder), "--patient", patient.mrn, stdout=out, stderr=err)
@@ -77,7 +68,7 @@ def test_broker_down_during_an_upload_loses_no_work(broker_down, broker, redis_u
     assert imported.jobs.filter(state=JobState.QUEUED).count() == 1
 
     # A study stored with no job at all (e.g. by a version of the portal before this fix).
-    orphan = import_files(_series_files(patient.mrn), patient=patient).studies[0]
+    orphan = import_files(b.fresh_series(patient.mrn), patient=patient).studies[0]
     assert not orphan.jobs.exists() and orphan.status == StudyStatus.RECEIVED
 
     # The broker comes back; the sweeper sends the recorded jobs and starts the orphan.
