@@ -5,9 +5,8 @@ newcomer sees every screen working.
 - a current study with two series, awaiting review (compared with the prior one);
 - an out-of-scope study (a CT of the chest): the AI must not give it a tumour class.
 
-The images come from the sample data in ../shared when it is there (the real sagittal DWI
-series and slices of the public brain-tumour data set, wrapped as MR DICOM), and are
-generated otherwise. Everything goes through the ordinary upload path (scans.ingest) and the
+The images come from the sample data in ../shared when it is there (slices of the public
+brain-tumour data set, wrapped as MR DICOM), and are generated otherwise. Everything goes through the ordinary upload path (scans.ingest) and the
 ordinary classification pipeline, run in-process, so the AI results are real.
 """
 from __future__ import annotations
@@ -62,7 +61,6 @@ class DemoStudy:
     modality: str = "MR"
     body_part: str = "BRAIN"
     series: list[DemoSeries] = field(default_factory=list)
-    folder: Path | None = None  # real DICOM files to import as they are
 
 
 # --- Images -------------------------------------------------------------------------------------
@@ -97,8 +95,8 @@ def _chest(size: int, z: float, seed: int) -> np.ndarray:
     return np.clip(hu + 1024, 0, 4095).astype(np.uint16)
 
 
-def _sample_images(label: str, start: int, n: int) -> list[np.ndarray]:
-    folder = SHARED_DATA / "brain-tumor-mri" / "Training" / label
+def _sample_images(shared: Path, label: str, start: int, n: int) -> list[np.ndarray]:
+    folder = shared / "brain-tumor-mri" / "Training" / label
     files = sorted(folder.glob("*.jpg"))[start:start + n]
     return [np.asarray(Image.open(f).convert("L")) for f in files]
 
@@ -147,23 +145,19 @@ def _dicom_bytes(study: DemoStudy, series: DemoSeries, index: int, pixels: np.nd
 
 def demo_studies(shared: Path | None = SHARED_DATA) -> list[DemoStudy]:
     """Prior (to be signed), current (awaiting review), out of scope."""
-    have_shared = shared is not None and (shared / "brain-tumor-mri" / "Training" / "glioma").is_dir()
-    dwi = shared / "dicom" / "brain-dwi-sagittal-48" if shared is not None else None
     n = SLICES_PER_SERIES
     zs = np.linspace(-0.8, 0.8, n)
-    if dwi is not None and dwi.is_dir():
-        prior = DemoStudy(1, "MR brain", 400, folder=dwi)
+    if shared is not None and (shared / "brain-tumor-mri" / "Training" / "glioma").is_dir():
+        prior_series = [DemoSeries(1, "Ax T1 post-contrast", _sample_images(shared, "notumor", 0, n))]
+        current_series = [DemoSeries(1, "Ax T1 post-contrast", _sample_images(shared, "glioma", 0, n)),
+                          DemoSeries(2, "Ax T1 post-contrast (repeat)", _sample_images(shared, "glioma", n, n))]
     else:
-        prior = DemoStudy(1, "MR brain", 400, series=[
-            DemoSeries(1, "Ax T2", [_phantom(224, z, lesion=False, seed=i) for i, z in enumerate(zs)])])
-    if have_shared:
-        current_series = [DemoSeries(1, "Ax T1 post-contrast", _sample_images("glioma", 0, n)),
-                          DemoSeries(2, "Ax T1 post-contrast (repeat)", _sample_images("glioma", n, n))]
-    else:
+        prior_series = [DemoSeries(1, "Ax T2", [_phantom(224, z, lesion=False, seed=i) for i, z in enumerate(zs)])]
         current_series = [
             DemoSeries(1, "Ax T1 post-contrast", [_phantom(224, z, lesion=True, seed=i) for i, z in enumerate(zs)]),
             DemoSeries(2, "Ax T2", [_phantom(224, z, lesion=True, seed=50 + i) for i, z in enumerate(zs)]),
         ]
+    prior = DemoStudy(1, "MR brain", 400, series=prior_series)
     current = DemoStudy(2, "MR brain with contrast", 3, series=current_series)
     chest = DemoStudy(3, "CT chest", 1, modality="CT", body_part="CHEST", series=[
         DemoSeries(1, "Ax chest 5 mm", [_chest(256, z, seed=i) for i, z in enumerate(np.linspace(-0.8, 0.8, 6))])])
@@ -171,9 +165,6 @@ def demo_studies(shared: Path | None = SHARED_DATA) -> list[DemoStudy]:
 
 
 def _files(study: DemoStudy, patient: Patient) -> Iterator[Any]:
-    if study.folder is not None:
-        yield from (p for p in sorted(study.folder.iterdir()) if p.suffix == ".dcm")
-        return
     for series in study.series:
         for i, pixels in enumerate(series.images):
             yield (f"{study.key}-{series.number}-{i + 1:03d}.dcm", _dicom_bytes(study, series, i, pixels, patient))
@@ -190,9 +181,6 @@ def _import(study: DemoStudy, patient: Patient, say: Say) -> Study:
         app.conf.task_always_eager = eager
     stored = result.studies[0]
     stored.refresh_from_db()
-    if study.folder is not None and stored.description != study.description:
-        Study.objects.filter(pk=stored.pk).update(description=study.description)
-        stored.refresh_from_db()
     say(f"  {study.description}: {stored.series.count()} series, status {stored.get_status_display()}")
     return stored
 

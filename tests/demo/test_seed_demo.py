@@ -44,7 +44,9 @@ def test_seed_demo_with_the_sample_data(shared_data, capsys):
     assert patient.user.email == "patient@example.org" and patient.birth_date
     studies = sorted(patient.studies.all(), key=lambda s: s.pk)
     _check_demo(studies)
-    assert studies[0].series.get().slices.count() == 48  # the real DWI series
+    assert studies[0].series.get().slices.count() == 12
+    # Real slices: the AI says "no tumour" on the prior study and the radiologist confirms it.
+    assert studies[0].latest_review().decision == "confirm"
     # A second run changes no studies and still prints the accounts.
     call_command("seed_demo")
     assert patient.studies.count() == 3
