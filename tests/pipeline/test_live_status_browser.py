@@ -1,6 +1,6 @@
 """The uploaded-study page follows its jobs live (static/js/live-status.js polling
-uploads:study_status): queued → running in place, with no reload; when processing finishes the
-page reloads once to show the AI result, and the study is awaiting review."""
+uploads:study_status), with no reload: queued → running → done, study → awaiting review, and
+the series' AI result replaced in place (static/js/refresh-when-done.js)."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from portal.workflow import pipeline
 from scans.models import Job, JobKind, JobState, StudyStatus
-from tests.browser.fixtures import log_in
+from tests.browser.fixtures import log_in, wait_js
 from tests.factories import make_patient, make_study
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -35,10 +35,13 @@ def test_status_moves_on_the_page_without_reload(page, radiologist, contract_dou
 
     Job.objects.filter(pk=job.pk).update(state=JobState.QUEUED)
     assert pipeline.run_classification(job.pk).state == JobState.DONE
-    page.wait_for_function("() => window.__sameDocument === undefined")  # one reload, at the end
     page.wait_for_selector(f'[data-job-id="{job.pk}"][data-job-state="done"]')
     status = live.locator('[data-live-status-field="status"]')
     assert status.inner_text() == "Awaiting review"
     assert live.locator("progress").evaluate("p => [p.value, p.max]") == [1, 1]
     assert "1 of 1" in live.locator('[data-live-status-field="summary"]').inner_text()
-    assert "not yet" not in page.get_by_test_id("series-ai-result").inner_text()
+    # The series' AI result is fetched again and replaced in place once processing is done.
+    ai_result = page.get_by_test_id("series-ai-result")
+    wait_js(page, "!document.querySelector('[data-testid=series-ai-result]').textContent.includes('not yet')")
+    assert "AI result" in ai_result.inner_text()
+    assert page.evaluate("window.__sameDocument") is True  # updated in place, never reloaded
