@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/combine_check.py [--model NAME] [--second NAME --second-dir DIR]
                                                  [--data DIR]
 
-Recomputes the grouped split (inference.data.make_split, the training seed) and prints, for each
+Recomputes the grouped split (inference.data.make_split, the split's seed) and prints, for each
 validation half, the accuracy of the model's argmax before the not-MRI gate:
 - `plain`: the slice as served;
 - `mirrored`: the slice flipped left-right;
@@ -40,14 +40,16 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--model")
+    parser.add_argument("--models-dir", help="the first model's folder of artifacts (default: the shipped ones)")
     parser.add_argument("--second")
     parser.add_argument("--second-dir")
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "brain-tumor-mri" / "Training"))
     args = parser.parse_args()
-    first = Predictor.load(args.model)
+    first = Predictor.load(args.model, args.models_dir)
     second = Predictor.load(args.second, args.second_dir) if args.second else None
     ds = Dataset.load(args.data)
-    _, split, _ = make_split(ds, seed=first.meta["training"]["seed"])
+    training = first.meta["training"]
+    _, split, _ = make_split(ds, seed=training.get("split_seed", training["seed"]))
     report: dict = {"model": first.model_version, "second": second.model_version if second else None}
     for code, half in ((1, "val_cal"), (2, "val_test")):
         idx = np.nonzero(split == code)[0]

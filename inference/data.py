@@ -5,6 +5,7 @@ Pure numpy/PIL: no TensorFlow here so the serving path can import preprocessing 
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -13,6 +14,8 @@ import numpy as np
 from PIL import Image
 
 CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
+SPLIT_SEED = 1234   # the grouped split is a property of the data set, the same for every run
+GROUP_THUMB, GROUP_THRESHOLD = 32, 0.95   # near-duplicates: 32 px thumbnails with Pearson r >= 0.95
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 # Caffe-style VGG preprocessing (BGR mean); the HED and keras ImageNet VGG16 weights both expect it.
 VGG_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
@@ -110,18 +113,37 @@ def crop(gray: np.ndarray, box: Box) -> np.ndarray:
     return gray[y0:y1, x0:x1]
 
 
+def codec_of(meta: dict) -> dict | None:
+    """The input codec round trip a model's metadata.json asks for (None for most models)."""
+    return meta["input"].get("codec")
+
+
 def crops_head(meta: dict) -> bool:
     """Whether a model's metadata.json asks for the head crop; artifacts older than the crop have
     no `input.crop` and were trained on the whole frame."""
     return meta["input"].get("crop") == "head"
 
 
-def network_grays(gray: np.ndarray, size: int, crop_head: bool) -> tuple[np.ndarray, Box]:
+def encode_view(gray: np.ndarray, codec: dict) -> bytes:
+    """A view encoded as codec = {"format": "WEBP" | "JPEG" | "PNG", "quality": q} (inference.pack)."""
+    buf = io.BytesIO()
+    Image.fromarray(gray).save(buf, codec["format"], quality=int(codec["quality"]))
+    return buf.getvalue()
+
+
+def decode_view(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+
+
+def network_grays(gray: np.ndarray, size: int, crop_head: bool, codec: dict | None = None) -> tuple[np.ndarray, Box]:
     """The one preprocessing path of training, evaluation and serving: (optional head crop) ->
-    bilinear resize to size x size. Returns the resized slice and the box it came from."""
+    bilinear resize to size x size -> (optional) the encode/decode round trip of the codec a model
+    was trained through (metadata input.codec: a model fitted from a lossy pack learnt its
+    artefacts, and scores best when served the same way). Returns the view and the box it came from."""
     h, w = gray.shape
     box = foreground_box(gray) if crop_head else (0, h, 0, w)
-    return resize_gray(np.ascontiguousarray(crop(gray, box)), size), box
+    view = resize_gray(np.ascontiguousarray(crop(gray, box)), size)
+    return (decode_view(encode_view(view, codec)) if codec else view), box
 
 
 def vgg_input(grays: np.ndarray) -> np.ndarray:
@@ -250,8 +272,8 @@ class Dataset:
         return np.stack([resize_gray(self.grays[i], size) for i in idx])
 
 
-def make_split(ds: Dataset, val_fraction: float = 0.2, threshold: float = 0.95, seed: int = 1234,
-               thumb: int = 32
+def make_split(ds: Dataset, val_fraction: float = 0.2, threshold: float = GROUP_THRESHOLD, seed: int = SPLIT_SEED,
+               thumb: int = GROUP_THUMB
                ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Grouped split: returns (groups, split, info) where split is 0=train, 1=val-cal, 2=val-test.
     val-cal (half the validation groups) drives early stopping, temperature and OOD thresholds;

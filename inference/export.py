@@ -23,13 +23,14 @@ from inference.fit_scope import refit   # the scope gate, fitted once, on the se
 
 def calibration_batches(meta: dict, n: int = 160, batch: int = 16, seed: int = 7) -> list[np.ndarray]:
     """Preprocessed random training slices (fixed seed) for activation-range calibration."""
-    from inference.data import crops_head, load_rgb, network_grays, to_gray, unit_input, vgg_input
+    from inference.data import codec_of, crops_head, load_rgb, network_grays, to_gray, unit_input, vgg_input
 
     samples = list_samples(meta["data"]["root"])
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(samples), size=min(n, len(samples)), replace=False)
     size = meta["input"]["size"]
-    grays = np.stack([network_grays(to_gray(load_rgb(samples[i].path)), size, crops_head(meta))[0] for i in pick])
+    grays = np.stack([network_grays(to_gray(load_rgb(samples[i].path)), size, crops_head(meta), codec_of(meta))[0]
+                      for i in pick])
     x = vgg_input(grays) if meta["architecture"] == "vgg16" else unit_input(grays)
     return [x[i:i + batch] for i in range(0, len(x), batch)]
 
@@ -84,7 +85,7 @@ def write_split(meta: dict, dst: Path) -> None:
     ds = Dataset.load(meta["data"]["root"])
     if fingerprint(ds.samples) != meta["data"]["fingerprint_sha256"]:
         raise RuntimeError("training data changed since training: split cannot be reproduced")
-    _, split, info = make_split(ds, seed=meta["training"]["seed"])
+    _, split, info = make_split(ds, seed=meta["training"].get("split_seed", meta["training"]["seed"]))
     names = [f"{s.path.parent.name}/{s.path.name}" for s in ds.samples]
     dst.write_text(json.dumps({"method": info["method"],
                                "val_cal": [n for n, k in zip(names, split) if k == 1],

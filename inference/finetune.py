@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from inference.data import CLASSES, unit_input, vgg_input
+from inference.data import CLASSES, SPLIT_SEED, unit_input, vgg_input
 from inference.fit import Log, augmented_epoch, balanced_weights, cosine_lr, fit_epochs, val_scorer
 from inference.pack import Views
 
@@ -34,8 +34,23 @@ V2_DEFAULTS = {
 WEIGHT_SHARD_BYTES = 15_000_000   # the GPU machine returns files of at most 16 MiB
 
 
+def v2_architecture(arch: str, cfg: dict):
+    """The v2 network of `cfg`, randomly initialised."""
+    from inference.architectures import build_cnn_lstm_v2, build_vgg16
+
+    return build_cnn_lstm_v2(cfg["size"], cfg["encoder"], cfg["reduce"]) if arch == "cnn_lstm" else \
+        build_vgg16(cfg["size"], None)[0]
+
+
 def build_v2(arch: str, cfg: dict, init: str | None) -> tuple[object, Callable[[np.ndarray], np.ndarray], str]:
-    """(model with [logits, map] outputs, grey -> network input, description of the initialisation)."""
+    """(model with [logits, map] outputs, grey -> network input, description of the initialisation).
+    `init`: pretrained starting weights, or an earlier fit's folder (fit.json) to continue from."""
+    prep = unit_input if arch == "cnn_lstm" else vgg_input
+    if init and (Path(init) / "fit.json").exists():
+        prev = json.loads((Path(init) / "fit.json").read_text())
+        model = v2_architecture(arch, cfg)
+        model.set_weights(load_weight_shards(Path(init), prev["weight_files"]))
+        return model, prep, f"continued from the fit in {Path(init).name} ({prev['weights_init']})"
     if arch == "cnn_lstm":
         from inference.architectures import build_cnn_lstm_v2
         from inference.pretrained import lite_arrays, port_lite_weights
@@ -125,7 +140,9 @@ def fit_pretrained(arch: str, views: Views, cfg: dict, out: Path, init: str | No
                      schedule=lambda n: cosine_lr(cfg["lr"], n, cfg["warmup"]))
     out.mkdir(parents=True, exist_ok=True)
     record = {"arch": arch, "v2": True, "config": cfg, "seed": seed, "weights_init": init_desc,
-              "data": {"root": views.root, "fingerprint_sha256": views.fingerprint, "split": views.split_info},
+              "data": {"root": views.root, "fingerprint_sha256": views.fingerprint, "split": views.split_info,
+                       "split_seed": SPLIT_SEED},
+              "input_codec": views.codec,
               "stages": [res], "seconds": round(time.time() - t0, 1), "hardware": device_description(),
               "python": sys.version.split()[0],
               "weight_files": save_weight_shards(model.get_weights(), out)}

@@ -11,16 +11,13 @@ the original files (`python -m inference.train finalize`).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
-from inference.data import Dataset, fingerprint, make_split, network_grays
+from inference.data import SPLIT_SEED, Dataset, decode_view, encode_view, fingerprint, make_split, network_grays
 
 
 @dataclass
@@ -33,9 +30,10 @@ class Views:
     fingerprint: str
     split_info: dict
     root: str
+    codec: dict | None = None     # the lossy transport the views went through, if any
 
 
-def views_from_folder(root: str | Path, size: int, crop_head: bool, seed: int = 1234) -> Views:
+def views_from_folder(root: str | Path, size: int, crop_head: bool, seed: int = SPLIT_SEED) -> Views:
     ds = Dataset.load(root)
     _, split, info = make_split(ds, seed=seed)
     grays = np.stack([network_grays(g, size, crop_head)[0] for g in ds.grays])
@@ -44,11 +42,8 @@ def views_from_folder(root: str | Path, size: int, crop_head: bool, seed: int = 
 
 
 def write_pack(views: Views, path: str | Path, quality: int = 75, image_format: str = "WEBP") -> int:
-    blobs = []
-    for g in views.grays:
-        buf = io.BytesIO()
-        Image.fromarray(g).save(buf, image_format, quality=quality)
-        blobs.append(np.frombuffer(buf.getvalue(), np.uint8))
+    codec = {"format": image_format, "quality": quality}
+    blobs = [np.frombuffer(encode_view(g, codec), np.uint8) for g in views.grays]
     lengths = np.array([len(b) for b in blobs], np.int64)
     meta = {"fingerprint": views.fingerprint, "split_info": views.split_info, "root": views.root,
             "names": views.names, "size": int(views.grays.shape[1]), "format": image_format, "quality": quality}
@@ -62,13 +57,13 @@ def read_pack(path: str | Path) -> Views:
     meta = json.loads(bytes(z["meta"]).decode())
     ends = np.cumsum(z["lengths"])
     blob = z["blob"]
-    grays = np.stack([np.asarray(Image.open(io.BytesIO(blob[e - n:e].tobytes())).convert("L"))
-                      for e, n in zip(ends, z["lengths"])])
+    grays = np.stack([decode_view(blob[e - n:e].tobytes()) for e, n in zip(ends, z["lengths"])])
+    codec = {"format": meta.get("format", "JPEG"), "quality": meta.get("quality", meta.get("jpeg_quality"))}
     return Views(grays, z["labels"], z["split"], meta["names"], meta["fingerprint"], meta["split_info"],
-                 meta["root"])
+                 meta["root"], codec)
 
 
-def load_views(data: str | Path, size: int, crop_head: bool, seed: int = 1234) -> Views:
+def load_views(data: str | Path, size: int, crop_head: bool, seed: int = SPLIT_SEED) -> Views:
     """A Kaggle-layout folder, or a pack written by this module (its size must match)."""
     if str(data).endswith(".npz"):
         views = read_pack(data)

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from inference import calibrate, gradcam
-from inference.data import CLASSES, Box, crops_head, network_grays, to_gray, to_uint8, unit_input, vgg_input
+from inference.data import CLASSES, Box, codec_of, crops_head, network_grays, to_gray, to_uint8, unit_input, vgg_input
 from inference.ood import OODGate, image_stats
 from inference.series import AGGREGATION_RULE, SeriesResult, SliceResult, aggregate, out_of_scope  # noqa: F401 - re-exported
 
@@ -90,6 +90,7 @@ class Predictor:
         self.size = int(meta["input"]["size"])
         self.arch = meta["architecture"]
         self.crop_head = crops_head(meta)
+        self.codec = codec_of(meta)
         self.temperature = float(meta["calibration"]["temperature"])
         self.gate = OODGate.load(model_dir / "ood.npz")
         self.backend = _KerasBackend(model_dir, meta) if runtime == "keras" else _OnnxBackend(model_dir, threads)
@@ -116,7 +117,7 @@ class Predictor:
 
     def network_grays(self, pixels: np.ndarray) -> tuple[np.ndarray, Box]:
         """uint8 pixels -> (size x size network slice, the box of the original it shows)."""
-        return network_grays(to_gray(pixels), self.size, self.crop_head)
+        return network_grays(to_gray(pixels), self.size, self.crop_head, self.codec)
 
     def _heatmap(self, x: np.ndarray, fmap: np.ndarray, cls: int, gray: np.ndarray, box: Box) -> np.ndarray:
         """The class's map on the network's view, placed back into the full slice, clipped to the head."""

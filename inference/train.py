@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from inference import calibrate
-from inference.data import CLASSES, Dataset, fingerprint, make_split, network_grays, unit_input, vgg_input
+from inference.data import CLASSES, SPLIT_SEED, Dataset, fingerprint, make_split, network_grays, unit_input, vgg_input
 from inference.fit import Log, log_line
 
 VERSION_PREFIX = {"vgg16": "vgg16-hed", "cnn_lstm": "cnn-lstm"}
@@ -114,9 +114,10 @@ def describe(arch: str, cfg: dict, recipe: str) -> tuple[str, dict]:
             "-> Dense(4)"), {"widths": list(w), "lstm_units": 96}
 
 
-def network_views(ds: Dataset, idx: np.ndarray, arch: str, size: int, crop_head: bool) -> np.ndarray:
+def network_views(ds: Dataset, idx: np.ndarray, arch: str, size: int, crop_head: bool,
+                  codec: dict | None = None) -> np.ndarray:
     """The serving preprocessing of the original files (data.network_grays -> unit / caffe input)."""
-    grays = np.stack([network_grays(ds.grays[i], size, crop_head)[0] for i in idx])
+    grays = np.stack([network_grays(ds.grays[i], size, crop_head, codec)[0] for i in idx])
     return vgg_input(grays) if arch == "vgg16" else unit_input(grays)
 
 
@@ -124,8 +125,8 @@ def _logits(model, ds: Dataset, idx: np.ndarray, arch: str, cfg: dict, chunk: in
     """Logits for dataset items, in chunks to bound memory."""
     lgs = []
     for i in range(0, len(idx), chunk):
-        lg, _ = model.predict(network_views(ds, idx[i:i + chunk], arch, cfg["size"], cfg["crop"] == "head"),
-                              verbose=0, batch_size=64)
+        lg, _ = model.predict(network_views(ds, idx[i:i + chunk], arch, cfg["size"], cfg["crop"] == "head",
+                                            cfg.get("codec")), verbose=0, batch_size=64)
         lgs.append(lg)
     return np.concatenate(lgs)
 
@@ -163,7 +164,10 @@ def finalize_model(model, arch: str, recipe: str, cfg: dict, ds: Dataset, split:
                   "preprocessing": "vgg_caffe" if arch == "vgg16" else "unit", "crop": cfg["crop"],
                   "note": ("grayscale (luma) slice cropped to the head's bounding box (inference.data."
                            "foreground_box), " if cfg["crop"] == "head" else "grayscale (luma) slice ")
-                          + "resized bilinear to size x size"},
+                          + "resized bilinear to size x size"
+                          + (f", then a {cfg['codec']['format']} q{cfg['codec']['quality']} round trip (the "
+                             "transport the model was fitted through)" if cfg.get("codec") else ""),
+                  **({"codec": cfg["codec"]} if cfg.get("codec") else {})},
         **({"architecture_params": params} if params else {}),
         "classes": list(CLASSES), "weights_init": fit["weights_init"],
         "data": {"root": str(ds.samples[0].path.parent.parent), "n_images": len(ds.samples), "fingerprint_sha256": fp,
@@ -175,7 +179,7 @@ def finalize_model(model, arch: str, recipe: str, cfg: dict, ds: Dataset, split:
                      "optimizer": "AdamW, cosine lr" if cfg.get("schedule", "cosine") == "cosine"
                      else "Adam (lr halved on plateau)",
                      "early_stopping": "val_cal accuracy (ties: NLL), best weights restored",
-                     "seed": fit["seed"], "stages": fit["stages"], "seconds": fit["seconds"], "hardware": fit["hardware"],
+                     "seed": fit["seed"], "split_seed": fit.get("split_seed", fit["seed"]), "stages": fit["stages"], "seconds": fit["seconds"], "hardware": fit["hardware"],
                      "keras": fit.get("keras", keras.__version__), "python": sys.version.split()[0]},
         "calibration": {"method": "temperature scaling, NLL minimised on val_cal", "temperature": temperature},
         "metrics": metrics, "metrics_note": "Keras fp32, before the scope gate (fitted at export)",
@@ -216,7 +220,7 @@ def train(arch: str, data: str | Path, out: str | Path, *, recipe: str = "v2", l
         from inference.finetune import fit_pretrained
         from inference.pack import load_views
 
-        views = load_views(data, cfg["size"], cfg["crop"] == "head", o["seed"])
+        views = load_views(data, cfg["size"], cfg["crop"] == "head")   # the split's own seed, not the run's
         log(f"{len(views.labels)} views, split {json.dumps(views.split_info)}")
         record = fit_pretrained(arch, views, cfg, out, o.get("init") or o.get("weights"), o["seed"], log,
                                 o.get("budget"))
@@ -234,22 +238,21 @@ def train(arch: str, data: str | Path, out: str | Path, *, recipe: str = "v2", l
 def finalize(out: str | Path, data: str | Path, log: Log = log_line) -> dict:
     """Complete a v2 fit (fit.json + weight shards, possibly from a GPU) from the ORIGINAL files:
     the split is recomputed and must match the fit's, so val_test stays untouched by the fit."""
-    from inference.architectures import build_cnn_lstm_v2, build_vgg16
-    from inference.finetune import load_weight_shards
+    from inference.finetune import load_weight_shards, v2_architecture
 
     out = Path(out)
     rec = json.loads((out / "fit.json").read_text())
-    arch, cfg = rec["arch"], rec["config"]
+    arch, cfg = rec["arch"], {**rec["config"], "codec": rec.get("input_codec")}
     if str(data).endswith(".npz"):
         data = rec["data"]["root"]
     ds = Dataset.load(data)
-    _, split, split_info = make_split(ds, seed=rec["seed"])
+    _, split, split_info = make_split(ds, seed=rec["data"].get("split_seed", SPLIT_SEED))
     if fingerprint(ds.samples) != rec["data"]["fingerprint_sha256"] or split_info != rec["data"]["split"]:
         raise ValueError(f"{data} is not the data (or split) {out} was fitted on")
-    model = build_cnn_lstm_v2(cfg["size"], cfg["encoder"], cfg["reduce"]) if arch == "cnn_lstm" else \
-        build_vgg16(cfg["size"], None)[0]
+    model = v2_architecture(arch, cfg)
     model.set_weights(load_weight_shards(out, rec["weight_files"]))
-    fit = {k: rec[k] for k in ("stages", "seconds", "hardware", "weights_init", "seed")}
+    fit = {**{k: rec[k] for k in ("stages", "seconds", "hardware", "weights_init", "seed")},
+           "split_seed": rec["data"].get("split_seed", SPLIT_SEED)}
     return finalize_model(model, arch, "v2", cfg, ds, split, split_info, fit, out, log)
 
 

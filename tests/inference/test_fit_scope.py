@@ -49,7 +49,10 @@ def test_threshold_is_set_on_val_cal_and_far_features_are_rejected(tmp_path):
 
     stats_cal, maps_cal = network_outputs(net, [np.asarray(Image.open(p)) for p, _ in val_cal])
     d2 = gate.mahalanobis(pool_features(maps_cal))
-    assert gate.threshold == pytest.approx(1.05 * np.percentile(d2, 99.5), rel=1e-5)
+    # margin x the larger of val_cal's and the out-of-group training percentile
+    assert report["val_cal_percentile"] == pytest.approx(np.percentile(d2, 99.5), rel=1e-5)
+    assert gate.threshold == pytest.approx(
+        1.05 * np.nanmax([report["val_cal_percentile"], report["out_of_group_percentile"]]), rel=1e-5)
     assert report["mahalanobis_threshold"] == pytest.approx(gate.threshold)
     assert report["val_cal_rejected"] <= 0.02 and report["n_train"] == 120
 
@@ -62,3 +65,21 @@ def test_threshold_is_set_on_val_cal_and_far_features_are_rejected(tmp_path):
     assert gate.stats_ok(stats)[0] and not ok[0] and score[0] > 1  # rejected by the feature distance
     ok, _ = gate.score(*network_outputs(net, [np.asarray(Image.open(val_cal[0][0]))]))
     assert ok[0]
+
+
+def test_out_of_group_distances_score_each_group_with_a_fit_that_never_saw_it():
+    """A tight cluster that is one near-duplicate group lies far once its group is held out."""
+    from inference.fit_scope import out_of_group_distances
+
+    rng = np.random.default_rng(0)
+    common = rng.normal(0, 1, (200, 3))
+    odd = rng.normal(0, 0.05, (10, 3)) + np.array([4.0, 0, 0])     # one scan, ten near-identical slices
+    feats = np.vstack([common, odd])
+    labels = np.zeros(len(feats), int)
+    groups = np.concatenate([np.arange(200), np.full(10, 999)])
+    held_out = out_of_group_distances(feats, labels, groups, shrinkage=0.01)
+    from inference.ood import OODGate
+
+    means, precision = OODGate.fit_mahalanobis(feats, labels, 0.01)
+    in_sample = OODGate(np.zeros(5), np.zeros(5), means, precision, 1.0).mahalanobis(feats)
+    assert held_out[200:].min() > in_sample[200:].max()       # the group's own slices no longer vouch for it
