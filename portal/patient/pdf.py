@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
 from django.utils import formats, timezone
@@ -15,8 +14,9 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-if TYPE_CHECKING:
-    from portal.patient.views import Report
+from portal.patient.reports import Report
+from scans.errors import ScanError
+from scans.imaging import render_png
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +46,9 @@ def _paragraphs(text: str, style: ParagraphStyle) -> list[Paragraph]:
     return out
 
 
-def _key_slice_image(report: "Report") -> Image | None:
+def _key_slice_image(report: Report) -> Image | None:
     if report.key_slice is None:
         return None
-    from scans.errors import ScanError
-    from scans.imaging import render_png
-
     try:
         png = render_png(report.key_slice, size=512)
     except (ScanError, OSError, ValueError) as exc:
@@ -61,7 +58,7 @@ def _key_slice_image(report: "Report") -> Image | None:
     return Image(io.BytesIO(png), width=side, height=side, kind="proportional")
 
 
-def _identifiers(report: "Report") -> Table:
+def _identifiers(report: Report) -> Table:
     """Who and what the report is about, as on any hospital report: name, MRN, date of birth,
     the scan (kind, date) and the institution."""
     patient, study = report.study.patient, report.study
@@ -99,7 +96,7 @@ def _datetime(value) -> str:
     return formats.date_format(timezone.localtime(value), "DATETIME_FORMAT")
 
 
-def render_report_pdf(report: "Report") -> bytes:
+def render_report_pdf(report: Report) -> bytes:
     s = _styles()
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(
