@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Coalesce, NullIf
 from django.utils.translation import gettext_lazy as _
 
@@ -28,20 +28,10 @@ TO_REVIEW = "to_review"
 DEFAULT_STATUS = TO_REVIEW
 ALL_STATUSES = "all"
 
-_FLAGS_TUMOUR = Q(is_brain_mri=True) & ~Q(label__in=["", TumourClass.NOTUMOR])
-
 
 def _primary_predictions() -> QuerySet[Prediction]:
-    """For Subquery: the study's most suspicious current prediction (the newest one of each
-    series; a flagged tumour first, then the higher confidence) — the same choice as
-    portal.workflow.review.primary_prediction."""
-    newer = Prediction.objects.filter(series=OuterRef("series"), created_at__gt=OuterRef("created_at"))
-    return (
-        Prediction.objects.filter(series__study=OuterRef("pk"))
-        .exclude(Exists(newer))
-        .annotate(flag=Case(When(_FLAGS_TUMOUR, then=Value(1)), default=Value(0), output_field=IntegerField()))
-        .order_by("-flag", "-is_brain_mri", "-confidence", "-created_at")
-    )
+    """For Subquery: the study's primary prediction (scans.models.PredictionQuerySet.primary)."""
+    return Prediction.objects.filter(series__study=OuterRef("pk")).primary()
 
 
 def with_ai_result(qs: QuerySet[Study]) -> QuerySet[Study]:

@@ -164,7 +164,7 @@ def _compare_data(study) -> dict[str, Any] | None:
 
 def _study_context(request: HttpRequest, study, *, form_errors: dict[str, str] | None = None, posted=None) -> dict:
     series_list = list(study.series.all())
-    latest = {p.series_id: p for p in review_service.latest_predictions(study)}
+    latest = {p.series_id: p for p in Prediction.objects.filter(series__study=study).current()}
     selected = series_list[0] if series_list else None
     wanted = request.GET.get("series", "")
     if wanted.isdigit():
@@ -173,7 +173,7 @@ def _study_context(request: HttpRequest, study, *, form_errors: dict[str, str] |
     viewer = _viewer_data(selected, prediction) if selected else {"series": None, "slices": []}
     viewer["compare"] = _compare_data(study) if selected else None
     slice_rows = viewer["slices"]
-    primary = review_service.primary_prediction(study)
+    primary = study.primary_prediction()
     reviews = list(study.reviews.select_related("author", "prediction").order_by("-version"))
     latest_review = next((r for r in reviews if r.signed_at), None)
     explanation = review_service.latest_explanation(study)

@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 
 from accounts.models import AuditEvent
-from portal.workflow.review import ReviewError, add_note, amend, primary_prediction, sign_off
+from portal.workflow.review import ReviewError, add_note, amend, sign_off
 from scans.models import ClinicalNote, ExplanationStatus, Prediction, Review, Study, StudyStatus
 from tests.factories import make_study
 
@@ -20,7 +20,7 @@ def test_confirm_signs_version_1_and_releases(study, radiologist, patient_alice)
     review = result.review
     assert (review.version, review.decision, review.final_class) == (1, "confirm", "glioma")
     assert review.signed_at is not None and review.author == radiologist
-    assert review.prediction == primary_prediction(study)
+    assert review.prediction == study.primary_prediction()
     study.refresh_from_db()
     assert study.status == StudyStatus.SIGNED
     assert list(Study.objects.visible_to(patient_alice)) == [study]
@@ -134,7 +134,7 @@ def test_primary_prediction_prefers_flagged_tumour_and_newest_model(alice_record
         series=series, model_name="m", model_version="test-2", label="pituitary",
         probabilities={"pituitary": 0.7}, confidence=0.7, is_brain_mri=True,
     )
-    assert primary_prediction(s) == newer
+    assert s.primary_prediction() == newer
 
 
 @pytest.mark.django_db(transaction=True)
