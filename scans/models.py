@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -222,7 +222,12 @@ class Study(models.Model):
         self.save(update_fields=["status", "status_detail", "updated_at"])
 
     def latest_review(self) -> "Review | None":
+        """The latest signed version of the report: the one the patient sees."""
         return self.reviews.filter(signed_at__isnull=False).order_by("-version").first()
+
+    def primary_prediction(self) -> "Prediction | None":
+        """The AI result the study is reviewed against (see PredictionQuerySet.primary)."""
+        return Prediction.objects.filter(series__study=self).primary().first()
 
 
 # --- Series and slices -----------------------------------------------------------------------
@@ -323,6 +328,28 @@ class Slice(models.Model):
 OUTSIDE_TRAINING = "outside what the model was trained on (image check)"
 
 
+FLAGS_TUMOUR = Q(is_brain_mri=True) & ~Q(label__in=["", TumourClass.NOTUMOR])
+
+
+class PredictionQuerySet(models.QuerySet["Prediction"]):
+    def current(self) -> "PredictionQuerySet":
+        """The newest prediction of each series (a series re-run by a newer model version has
+        several; the newest one is the one shown and reviewed)."""
+        newer = Prediction.objects.filter(series=OuterRef("series")).filter(
+            Q(created_at__gt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), pk__gt=OuterRef("pk"))
+        )
+        return self.exclude(Exists(newer))
+
+    def primary(self) -> "PredictionQuerySet":
+        """The current predictions, the study's primary one first: the most suspicious series
+        wins (a flagged tumour before anything else, then a brain MRI, then the higher
+        confidence). Usable as a Subquery (filter on series__study=OuterRef(...))."""
+        flag = Case(When(FLAGS_TUMOUR, then=Value(1)), default=Value(0), output_field=IntegerField())
+        return self.current().annotate(tumour_flag=flag).order_by(
+            "-tumour_flag", "-is_brain_mri", "-confidence", "-created_at", "-id"
+        )
+
+
 class Prediction(models.Model):
     """The classifier's result for one series by one model version."""
 
@@ -343,6 +370,8 @@ class Prediction(models.Model):
     # again (a new prediction), so every slice gets a result.
     slice_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = PredictionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -518,76 +547,6 @@ class PatientExplanation(models.Model):
         ]
 
 
-# --- Processing jobs: the database is the record of what is pending --------------------------
+# --- Processing jobs live in scans/jobs.py (their state machine is on Job and JobQuerySet) ----
 
-
-class JobKind(models.TextChoices):
-    CLASSIFY = "classify", _("Classification")
-    EXPLAIN = "explain", _("Explanation")
-    SEND = "send", _("Send to PACS")
-
-
-class JobState(models.TextChoices):
-    QUEUED = "queued", _("Queued")
-    RUNNING = "running", _("Running")
-    DONE = "done", _("Done")
-    FAILED = "failed", _("Failed")
-
-
-ACTIVE_JOB_STATES = (JobState.QUEUED, JobState.RUNNING)
-
-
-class JobQuerySet(models.QuerySet["Job"]):
-    def active(self) -> "JobQuerySet":
-        return self.filter(state__in=ACTIVE_JOB_STATES)
-
-    def stale(self, older_than_seconds: float) -> "JobQuerySet":
-        """Jobs queued or running whose last sign of life is older than the timeout: their
-        message may have been lost with the broker or their worker may have died."""
-        cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
-        return self.active().filter(updated_at__lt=cutoff)
-
-
-class Job(models.Model):
-    kind = models.CharField(max_length=10, choices=JobKind.choices)
-    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="jobs")
-    series = models.ForeignKey(Series, null=True, blank=True, on_delete=models.CASCADE, related_name="jobs")
-    state = models.CharField(max_length=10, choices=JobState.choices, default=JobState.QUEUED)
-    attempts = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    celery_task_id = models.CharField(max_length=64, blank=True)
-    queued_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    objects = JobQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["queued_at", "id"]
-        constraints = [
-            models.CheckConstraint(condition=Q(state__in=[s.value for s in JobState]), name="job_state_valid"),
-            models.CheckConstraint(
-                condition=~Q(kind="classify") | Q(series__isnull=False), name="job_classify_has_series"
-            ),
-            # At most one live job per series (classification) or per study (explanation).
-            models.UniqueConstraint(
-                fields=["kind", "series"],
-                condition=Q(state__in=["queued", "running"], kind="classify"),
-                name="job_one_active_classify_per_series",
-            ),
-            models.UniqueConstraint(
-                fields=["kind", "study"],
-                condition=Q(state__in=["queued", "running"], kind="explain"),
-                name="job_one_active_explain_per_study",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.kind} job {self.pk} ({self.state})"
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None
+from scans.jobs import ACTIVE_JOB_STATES, Job, JobKind, JobQuerySet, JobState  # noqa: E402,F401  (models of this app)
