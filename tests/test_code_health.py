@@ -1,0 +1,27 @@
+"""Structure rules of the brief that a test can hold: no import circle between app files,
+counting imports inside functions and under TYPE_CHECKING (tools/code_health.py)."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from tools.code_health import circles, import_graph
+
+
+def test_no_import_circle_between_app_files():
+    assert circles(import_graph()) == []
+
+
+def test_a_circle_through_a_function_level_import_is_found(tmp_path: Path):
+    """The checker itself: a lazy import inside a function still closes a circle."""
+    package = tmp_path / "portal"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from portal import b\n")
+    (package / "b.py").write_text(textwrap.dedent("""
+        def later():
+            from portal.a import thing
+            return thing
+    """))
+    (package / "c.py").write_text("from . import a\n")
+    assert circles(import_graph(tmp_path)) == [["portal.a", "portal.b"]]
