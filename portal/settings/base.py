@@ -220,6 +220,10 @@ CELERY_BEAT_SCHEDULE = {
 }
 JOB_STALE_AFTER_SECONDS = env_int("JOB_STALE_AFTER_SECONDS", 300)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3)
+JOB_RETRY_BACKOFF_SECONDS = env_float("JOB_RETRY_BACKOFF_SECONDS", 5.0)
+# TEST-ONLY fault injection (portal/workflow/faults.py); empty/0 everywhere but tests/pipeline.
+PIPELINE_TEST_CRASH_MARKER = ""
+PIPELINE_TEST_SLEEP_SECONDS = 0.0
 
 # --- Hospital integration (DICOM, see docs/dicom-conformance.md) ----------------------------
 # The listener's own AE title and port (manage.py dicom_listener; options override them).
@@ -247,6 +251,7 @@ DICOM_INSTITUTION = env_str("DICOM_INSTITUTION", "Brain MRI portal")
 # --- Inference ---------------------------------------------------------------------------------
 INFERENCE_MODELS_DIR = Path(env_str("INFERENCE_MODELS_DIR", str(BASE_DIR / "inference" / "artifacts")))
 INFERENCE_DEFAULT_MODEL = env_str("INFERENCE_MODEL", "")
+INFERENCE_RUNTIME = env_str("INFERENCE_RUNTIME", "")  # onnx (default) | keras
 
 # --- Patient explanations (LLM) ------------------------------------------------------------
 EXPLAINER = {

@@ -23,6 +23,9 @@ if os.environ.get("CELERY_WORKER_TEST"):
     # Set only on the `celery worker` processes that tests/pipeline starts.
     CELERY_TASK_ALWAYS_EAGER = False
     CELERY_BROKER_URL = os.environ["TEST_REDIS_URL"]
+# Fault injection for the real-worker tests (tests/pipeline sets these on a worker's environment).
+PIPELINE_TEST_CRASH_MARKER = os.environ.get("PIPELINE_TEST_CRASH_MARKER", "")
+PIPELINE_TEST_SLEEP_SECONDS = float(os.environ.get("PIPELINE_TEST_SLEEP_SECONDS") or 0)
 AXES_ENABLED = True
 STATIC_ROOT = Path(tempfile.mkdtemp(prefix="portal-test-static-"))
 WHITENOISE_USE_FINDERS = True

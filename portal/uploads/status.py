@@ -7,7 +7,7 @@ from django.views.decorators.http import require_GET
 
 from django.contrib.auth.decorators import login_required
 
-from portal.workflow.pipeline import study_progress
+from portal.workflow.progress import study_progress
 from scans.access import get_study_for
 
 

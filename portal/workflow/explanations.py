@@ -1,6 +1,7 @@
 """Draft, regenerate and approve the plain-language explanation a patient reads.
 
-Release rule: the pipeline drafts an explanation after the AI result (draft_explanation);
+Release rule: an explain job (request_explanation → run_explanation) drafts an explanation
+after the AI result (draft_explanation);
 the radiologist's sign-off approves one with the signed review (approve_explanation); the
 patient portal shows only an APPROVED explanation linked to the study's latest signed review
 (approved_explanation_for).
@@ -14,7 +15,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -22,10 +23,14 @@ from accounts.audit import record
 from inference.explainer import ExplanationPayload, confidence_band, explain
 from inference.explainer.checks import finding_problems, mentioned_classes
 from inference.explainer.offline import offline_text, plain_name
+from portal.workflow.jobs import enqueue, run_claimed
 from scans.models import (
     TUMOUR_CLASSES,
     UNASSESSABLE,
     ExplanationStatus,
+    Job,
+    JobKind,
+    JobState,
     PatientExplanation,
     Prediction,
     Review,
@@ -69,11 +74,9 @@ def build_payload(study: Study, review: Review | None = None) -> ExplanationPayl
     """The payload for the study: from the review when there is one, else from the AI result
     (worded as if the radiologist confirms it: the patient sees it only after they have).
     None when there is no class to explain yet (no review, and no AI class)."""
-    from portal.workflow.review import primary_prediction
-
     if review is not None:
         return payload_for(study, review.final_class, review.decision, review.prediction)
-    prediction = primary_prediction(study)
+    prediction = study.primary_prediction()
     if prediction is None or not prediction.is_brain_mri or not prediction.label:
         return None
     return ExplanationPayload(
@@ -88,12 +91,10 @@ def payload_for(
     study: Study, final_class: str, decision: str, prediction: Prediction | None = None
 ) -> ExplanationPayload:
     """The payload for a decision the radiologist is about to sign (or has signed)."""
-    from portal.workflow.review import primary_prediction
-
     return ExplanationPayload(
         final_class=final_class,
         # Images that could not be assessed: the AI's confidence is beside the point.
-        confidence_band="unknown" if final_class == UNASSESSABLE else _band(prediction or primary_prediction(study)),
+        confidence_band="unknown" if final_class == UNASSESSABLE else _band(prediction or study.primary_prediction()),
         overridden=decision == ReviewDecision.OVERRIDE,
         language=explanation_language(),
     )
@@ -134,6 +135,39 @@ def draft_explanation(study: Study) -> PatientExplanation | None:
     return explanation
 
 
+# --- The explain job (queue "llm") -----------------------------------------------------------
+
+
+def request_explanation(study: Study, *, regenerate: bool = False) -> Job:
+    """The explain job for the study. Returns the live one if there is one; without
+    `regenerate`, a finished job whose draft exists is returned as it is."""
+    with transaction.atomic():
+        active = study.jobs.active().filter(kind=JobKind.EXPLAIN).first()
+        if active:
+            return active
+        if not regenerate:
+            done = study.jobs.filter(kind=JobKind.EXPLAIN, state=JobState.DONE).order_by("-finished_at", "-pk").first()
+            if done and study.explanations.exists():
+                return done
+        try:
+            with transaction.atomic():
+                job = Job.objects.create(kind=JobKind.EXPLAIN, study=study)
+        except IntegrityError:  # a concurrent request created it first
+            return study.jobs.active().get(kind=JobKind.EXPLAIN)
+        enqueue(job)
+    return job
+
+
+def run_explanation(job_id: int, *, task_id: str | None = None) -> Job | None:
+    """Draft the patient explanation. LLM timeouts retry with backoff; other errors fail the
+    job with the message. The study status does not depend on it: the radiologist can review
+    without a draft."""
+    return run_claimed(job_id, JobKind.EXPLAIN, task_id, lambda job: draft_explanation(job.study), Job.done)
+
+
+# --- Approval at sign-off ----------------------------------------------------------------------
+
+
 def proposed_text(study: Study, explanation: PatientExplanation | None, final_class: str, decision: str) -> str:
     """The exact text the patient gets if the radiologist signs this decision and leaves the
     explanation as it is: the draft when it was written for this finding and decision,
@@ -151,9 +185,7 @@ def _written_for(explanation: PatientExplanation | None, final_class: str, decis
 def previews(study: Study, explanation: PatientExplanation | None) -> dict[str, str]:
     """proposed_text for every decision the review form offers, keyed "decision:class"
     (the form's script shows the one for the radiologist's current choice)."""
-    from portal.workflow.review import primary_prediction
-
-    prediction = primary_prediction(study)
+    prediction = study.primary_prediction()
     out: dict[str, str] = {}
     if prediction is not None and prediction.is_brain_mri and prediction.label:
         out[f"{ReviewDecision.CONFIRM}:"] = proposed_text(study, explanation, prediction.label, ReviewDecision.CONFIRM)

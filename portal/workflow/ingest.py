@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from portal.workflow.classification import start_processing
 from scans.errors import PatientMismatch
 from scans.ingest import ImportResult, Progress, import_files
 from scans.models import Patient
@@ -33,8 +34,6 @@ def check_upload_allowed(user: Any, patient: Patient, allow_mismatch: bool) -> b
 
 
 def start_processing_for(result: ImportResult) -> list:
-    from portal.workflow.pipeline import start_processing
-
     jobs = []
     for study in result.studies_with_new_slices:
         jobs.extend(start_processing(study) or [])

@@ -2,8 +2,9 @@
 (DICOM SR of the signed report, key-image Secondary Capture) and destination: rows written in
 the sign-off's own transaction, so a PACS that is down never blocks or loses a sign-off.
 
-Each send goes through the pipeline's job life cycle (claim with an attempt count, transient
-errors back to the queue with backoff, permanent ones failed with their message). A PACS that
+Each send goes through the job life cycle of portal.workflow.jobs (claim with an attempt
+count, transient errors back to the queue with backoff, permanent ones failed with their
+message). A PACS that
 is down is a transient error, and send jobs have DICOM_SEND_MAX_ATTEMPTS attempts. Queued
 sends are retried by the Celery task's backoff, by the sweeper, and, in the embedded default
 (no Celery beat), by `manage.py dicom_listener` through `retry_pending_sends`.
@@ -22,8 +23,10 @@ from django.utils import timezone
 from accounts.audit import record
 from hospital import results, scu
 from hospital.models import DicomSend, RemoteNode, SendObject
-from portal.workflow import pipeline
 from portal.workflow import review as review_service
+from portal.workflow.classification import study_awaiting_review
+from portal.workflow.errors import PermanentError
+from portal.workflow.jobs import enqueue, run_claimed
 from scans.models import Job, JobKind, JobState, Prediction, Review, Study
 
 log = logging.getLogger(__name__)
@@ -32,7 +35,7 @@ log = logging.getLogger(__name__)
 def _queue(study: Study, node: RemoteNode, what: str, *, review: Review | None, preliminary: bool = False) -> Job:
     job = Job.objects.create(kind=JobKind.SEND, study=study)
     DicomSend.objects.create(job=job, node=node, review=review, what=what, preliminary=preliminary)
-    pipeline.enqueue(job)
+    enqueue(job)
     return job
 
 
@@ -60,7 +63,7 @@ def subject_of(send: DicomSend) -> results.Subject:
     study = send.job.study
     if send.review is not None:
         return results.Subject(study, send.review.prediction, send.review)
-    return results.Subject(study, review_service.primary_prediction(study), None)
+    return results.Subject(study, study.primary_prediction(), None)
 
 
 def build(send: DicomSend):
@@ -76,7 +79,7 @@ def _deliver(job: Job) -> None:
     try:
         scu.store(send.node, ds)
     except scu.PacsRefused as exc:
-        raise pipeline.PermanentError(str(exc)) from exc
+        raise PermanentError(str(exc)) from exc
 
 
 def _finish(job: Job) -> None:
@@ -85,7 +88,7 @@ def _finish(job: Job) -> None:
 
 
 def run_send(job_id: int, *, task_id: str | None = None) -> Job | None:
-    return pipeline.run_claimed(job_id, JobKind.SEND, task_id, _deliver, _finish)
+    return run_claimed(job_id, JobKind.SEND, task_id, _deliver, _finish)
 
 
 def resend(send: DicomSend, *, user: Any, request: Any = None) -> Job:
@@ -104,17 +107,17 @@ def retry_pending_sends(older_than_seconds: float = 60.0) -> int:
     jobs = list(Job.objects.filter(kind=JobKind.SEND, state=JobState.QUEUED, updated_at__lte=cutoff))
     for job in jobs:
         Job.objects.filter(pk=job.pk, state=JobState.QUEUED).update(updated_at=timezone.now())
-        pipeline.enqueue(job)
+        enqueue(job)
     return len(jobs)
 
 
 def _on_awaiting_review(sender: Any, study: Study, **kwargs: Any) -> None:
-    send_preliminary(study, review_service.primary_prediction(study))
+    send_preliminary(study, study.primary_prediction())
 
 
 def _on_signed(sender: Any, review: Review, **kwargs: Any) -> None:
     send_results(review)
 
 
-pipeline.study_awaiting_review.connect(_on_awaiting_review, dispatch_uid="pacs-preliminary")
+study_awaiting_review.connect(_on_awaiting_review, dispatch_uid="pacs-preliminary")
 review_service.report_signed.connect(_on_signed, dispatch_uid="pacs-results")

@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.audit import record
+from portal.workflow import explanations
 from portal.workflow.notifications import notify_report_ready
 from scans.models import (
     TUMOUR_CLASSES,
@@ -60,27 +61,6 @@ class ReviewError(Exception):
 class SignOffResult:
     review: Review
     explanation: PatientExplanation
-
-
-# --- AI result of a study ---------------------------------------------------------------------
-
-
-def latest_predictions(study: Study) -> list[Prediction]:
-    """The newest prediction of each series of the study (a series re-run by a newer model
-    version has several; the newest one is the one shown and reviewed)."""
-    latest: dict[int, Prediction] = {}
-    for prediction in Prediction.objects.filter(series__study=study).order_by("series_id", "-created_at", "-id"):
-        latest.setdefault(prediction.series_id, prediction)
-    return list(latest.values())
-
-
-def primary_prediction(study: Study) -> Prediction | None:
-    """The AI result the study is reviewed against: the most suspicious series wins (a flagged
-    tumour before anything else, then the higher confidence)."""
-    predictions = latest_predictions(study)
-    if not predictions:
-        return None
-    return max(predictions, key=lambda p: (p.flags_tumour, p.is_brain_mri, p.confidence, p.created_at))
 
 
 # --- Sign-off and amendment -------------------------------------------------------------------
@@ -145,13 +125,12 @@ def _approve_explanation(
     """Approve the newest explanation of the study with this review (the rules are
     portal.workflow.explanations.approve_explanation's). Returns (approved explanation,
     edited by the radiologist). A refusal carries the proposed text back to the form."""
-    from portal.workflow.explanations import ExplanationError, approve_explanation, is_edit, proposed_text
-
     explanation = latest_explanation(study)
-    edited = is_edit(explanation_text, proposed_text(study, explanation, review.final_class, review.decision))
+    proposed = explanations.proposed_text(study, explanation, review.final_class, review.decision)
+    edited = explanations.is_edit(explanation_text, proposed)
     try:
-        approved = approve_explanation(explanation, review=review, user=user, text=explanation_text)
-    except ExplanationError as exc:
+        approved = explanations.approve_explanation(explanation, review=review, user=user, text=explanation_text)
+    except explanations.ExplanationError as exc:
         values = {"explanation_text": exc.proposed} if exc.proposed is not None else {}
         raise ReviewError(str(exc), field_values=values) from exc
     return approved, edited
@@ -190,7 +169,7 @@ def _write_version(
                 _("This study is not awaiting review (status: %(status)s).") % {"status": locked.get_status_display()},
                 status=409,
             )
-        prediction = primary_prediction(locked)
+        prediction = locked.primary_prediction()
         decision, final_class, unassessable_reason = _resolve_decision(
             prediction, decision, final_class, reason, unassessable_reason
         )
@@ -328,12 +307,10 @@ def add_note(study: Study, *, user: Any, text: str, for_patient: bool = False, r
 
 
 def regenerate_explanation(study: Study, *, user: Any, request: Any = None) -> Any:
-    """Ask the pipeline for a fresh draft of the patient explanation."""
-    from portal.workflow.pipeline import request_explanation
-
+    """Ask for a fresh draft of the patient explanation (an explain job)."""
     _require_reporter(user)
     # A new draft is never shown to the patient until a sign-off or amendment approves it.
-    job = request_explanation(study, regenerate=True)
+    job = explanations.request_explanation(study, regenerate=True)
     record(
         "explanation.regenerate",
         request=request,

@@ -122,7 +122,7 @@ def test_provider_text_passing_the_checks_is_stored(study, settings, fake_gemini
 
 
 def test_pipeline_explain_job_drafts_through_this_service(study, django_capture_on_commit_callbacks):
-    from portal.workflow.pipeline import request_explanation
+    from portal.workflow.explanations import request_explanation
 
     with django_capture_on_commit_callbacks(execute=True):
         request_explanation(study)  # enqueued on commit; tasks run in-process in tests

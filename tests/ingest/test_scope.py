@@ -163,7 +163,7 @@ def test_an_sr_with_pixel_data_in_a_zip_is_listed_never_a_slice(media):
 
 @pytest.mark.django_db
 def test_out_of_scope_series_is_stored_with_its_reason_and_gets_no_class(media, monkeypatch):
-    from portal.workflow import pipeline
+    from portal.workflow import classification, predictor
 
     def no_model(*args, **kwargs):
         raise AssertionError("the model must not run on an out-of-scope series")
@@ -172,11 +172,11 @@ def test_out_of_scope_series_is_stored_with_its_reason_and_gets_no_class(media, 
     result = import_files(b.series_files(3, Modality="CT"), patient=patient)
     series = Series.objects.get()
     assert series.scope_reason == "outside the model's scope: modality CT" and series.slices.count() == 3
-    predictor = pipeline.get_predictor()
-    monkeypatch.setattr(type(predictor), "predict_series", no_model, raising=False)
-    monkeypatch.setattr(pipeline, "request_explanation", lambda study, **kw: None)
-    job = pipeline.start_processing(result.studies[0])[0]
-    pipeline.run_classification(job.pk)
+    model = predictor.get_predictor()
+    monkeypatch.setattr(type(model), "predict_series", no_model, raising=False)
+    monkeypatch.setattr(classification, "request_explanation", lambda study, **kw: None)
+    job = classification.start_processing(result.studies[0])[0]
+    classification.run_classification(job.pk)
     prediction = Prediction.objects.get(series=series)
     assert prediction.label == "" and not prediction.is_brain_mri and prediction.probabilities == {}
     assert prediction.out_of_scope_reason == "outside the model's scope: modality CT"

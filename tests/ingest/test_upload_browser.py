@@ -18,7 +18,7 @@ def _watch_csp(pg) -> list[str]:
 
 
 def test_staff_upload_with_progress_then_live_status(page, radiologist, tmp_path, media, monkeypatch):  # noqa: F811
-    monkeypatch.setattr("portal.workflow.pipeline.start_processing", lambda study: [])
+    monkeypatch.setattr("portal.workflow.ingest.start_processing", lambda study: [])
     patient = Patient.objects.create(mrn="MRN-TEST", full_name="Una Upload")
     paths = []
     for name, data in b.series_files(4):

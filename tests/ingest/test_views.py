@@ -124,7 +124,7 @@ def _files(n=3, **kwargs):
 
 def test_staff_upload_through_api_starts_processing(client, radiologist, patient_alice, media, monkeypatch):
     started = []
-    monkeypatch.setattr("portal.workflow.pipeline.start_processing", lambda study: started.append(study.pk) or [])
+    monkeypatch.setattr("portal.workflow.ingest.start_processing", lambda study: started.append(study.pk) or [])
     patient = patient_alice.patient_record
     client.force_login(radiologist)
     response = client.post(reverse("api:uploads"), {"patient": patient.pk, "files": _files(patient_id=patient.mrn)})
@@ -142,7 +142,7 @@ def test_staff_upload_through_api_starts_processing(client, radiologist, patient
 def test_token_auth_upload(client, radiologist, patient_alice, media, monkeypatch):
     from accounts import tokens
 
-    monkeypatch.setattr("portal.workflow.pipeline.start_processing", lambda study: [])
+    monkeypatch.setattr("portal.workflow.ingest.start_processing", lambda study: [])
     _, key = tokens.issue(radiologist, "test")
     patient = patient_alice.patient_record
     response = client.post(
@@ -153,7 +153,7 @@ def test_token_auth_upload(client, radiologist, patient_alice, media, monkeypatc
 
 
 def test_patient_uploads_only_for_own_record(client, patient_alice, patient_bob, media, monkeypatch):
-    monkeypatch.setattr("portal.workflow.pipeline.start_processing", lambda study: [])
+    monkeypatch.setattr("portal.workflow.ingest.start_processing", lambda study: [])
     alice = patient_alice.patient_record
     bob = patient_bob.patient_record
     client.force_login(patient_alice)
@@ -172,7 +172,7 @@ def test_patient_uploads_only_for_own_record(client, patient_alice, patient_bob,
 
 
 def test_override_is_for_administrators_only(client, radiologist, administrator, patient_alice, media, monkeypatch):
-    monkeypatch.setattr("portal.workflow.pipeline.start_processing", lambda study: [])
+    monkeypatch.setattr("portal.workflow.ingest.start_processing", lambda study: [])
     patient = patient_alice.patient_record
     client.force_login(radiologist)
     response = client.post(reverse("api:uploads"), {"patient": patient.pk, "allow_mismatch": "true", "files": _files(patient_id="OTHER")})
@@ -185,7 +185,7 @@ def test_override_is_for_administrators_only(client, radiologist, administrator,
 
 
 def test_upload_page_flow(client, radiologist, administrator, patient_alice, media, monkeypatch):
-    monkeypatch.setattr("portal.workflow.pipeline.start_processing", lambda study: [])
+    monkeypatch.setattr("portal.workflow.ingest.start_processing", lambda study: [])
     patient = patient_alice.patient_record
     client.force_login(radiologist)
     page = client.get(reverse("uploads:upload"))
@@ -209,7 +209,7 @@ def test_upload_page_flow(client, radiologist, administrator, patient_alice, med
 
 
 def test_patient_upload_page_and_nav(client, patient_alice, media, monkeypatch):
-    monkeypatch.setattr("portal.workflow.pipeline.start_processing", lambda study: [])
+    monkeypatch.setattr("portal.workflow.ingest.start_processing", lambda study: [])
     client.force_login(patient_alice)
     page = client.get(reverse("uploads:upload"))
     assert page.status_code == 200 and 'name="patient"' not in page.content.decode()

@@ -1,5 +1,5 @@
-"""Fixtures for the pipeline tests: the contract modules (real, or stand-ins outside CI),
-and real Celery worker processes on a real Redis against the test PostgreSQL database."""
+"""Fixtures for the pipeline tests: real Celery worker processes on a real Redis against the
+test PostgreSQL database."""
 from __future__ import annotations
 
 import os
@@ -11,20 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, REPO_ROOT
-
-@pytest.fixture(scope="session")
-def contract_doubles() -> list[str]:
-    """The teammates' modules the pipeline calls. In CI they must be the real ones; locally a
-    missing one is replaced by its contract stand-in (tests/pipeline/doubles.py)."""
-    from tests.pipeline.doubles import install_missing, missing_parts
-
-    missing = missing_parts()
-    if missing and IN_CI:
-        pytest.fail(f"required in CI: {', '.join(missing)} (the real modules and the shipped model)")
-    if missing:
-        install_missing()
-    return missing
+from tests.conftest import REPO_ROOT
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):
@@ -80,7 +67,7 @@ class Worker:
 
 
 @pytest.fixture
-def broker(redis_url, settings, contract_doubles):
+def broker(redis_url, settings):
     """Point this test process's Celery app at the real Redis (eager off), on an empty DB."""
     import redis
 
@@ -100,7 +87,7 @@ def broker(redis_url, settings, contract_doubles):
 
 
 @pytest.fixture
-def start_worker(broker, redis_url, postgres, tmp_path, settings, contract_doubles):
+def start_worker(broker, redis_url, postgres, tmp_path, settings):
     """start_worker(concurrency=1, **env) → a ready Worker on the test database."""
     from django.db import connection
 
@@ -109,8 +96,6 @@ def start_worker(broker, redis_url, postgres, tmp_path, settings, contract_doubl
     if db.get("PASSWORD"):
         database_url = database_url.replace("@", f":{db['PASSWORD']}@", 1)
     workers: list[Worker] = []
-
-    doubles = bool(contract_doubles)
 
     def start(concurrency: int = 1, wait: bool = True, **extra_env) -> Worker:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PIPELINE_TEST_")}
@@ -124,8 +109,6 @@ def start_worker(broker, redis_url, postgres, tmp_path, settings, contract_doubl
             PYTHONUNBUFFERED="1",
             TF_CPP_MIN_LOG_LEVEL="2",
         )
-        if doubles:
-            env["PIPELINE_TEST_DOUBLES"] = "1"
         env.update({k: str(v) for k, v in extra_env.items()})
         worker = Worker(env, tmp_path / f"worker{len(workers)}.log", concurrency, f"w{len(workers)}")
         workers.append(worker)

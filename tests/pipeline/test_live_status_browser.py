@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from portal.workflow import pipeline
+from portal.workflow import classification
 from scans.models import Job, JobKind, JobState, StudyStatus
 from tests.browser.fixtures import log_in, wait_js
 from tests.factories import make_patient, make_study
@@ -14,8 +14,8 @@ from tests.factories import make_patient, make_study
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_status_moves_on_the_page_without_reload(page, radiologist, contract_doubles, monkeypatch):  # noqa: F811
-    monkeypatch.setattr(pipeline, "request_explanation", lambda study, **kw: None)
+def test_status_moves_on_the_page_without_reload(page, radiologist, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(classification, "request_explanation", lambda study, **kw: None)
     study = make_study(make_patient(), status=StudyStatus.RECEIVED, n_slices=1, label=None)
     job = Job.objects.create(kind=JobKind.CLASSIFY, study=study, series=study.series.get())
     study.transition_to(StudyStatus.PROCESSING)
@@ -34,7 +34,7 @@ def test_status_moves_on_the_page_without_reload(page, radiologist, contract_dou
     assert page.evaluate("window.__sameDocument") is True  # updated in place while it runs
 
     Job.objects.filter(pk=job.pk).update(state=JobState.QUEUED)
-    assert pipeline.run_classification(job.pk).state == JobState.DONE
+    assert classification.run_classification(job.pk).state == JobState.DONE
     page.wait_for_selector(f'[data-job-id="{job.pk}"][data-job-state="done"]')
     status = live.locator('[data-live-status-field="status"]')
     assert status.inner_text() == "Awaiting review"

@@ -11,12 +11,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal import tasks
-from portal.workflow import pipeline
+from portal.workflow import classification, explanations, jobs, predictor, progress, sweeper
+from portal.workflow.errors import RetryLater
 from scans.errors import CorruptFile
 from scans.models import Job, JobKind, JobState, Prediction, SlicePrediction, StudyStatus
 from tests.factories import make_patient, make_study
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("contract_doubles")]
+pytestmark = pytest.mark.django_db
 
 
 def new_study(n_slices: int = 2, **fields):
@@ -31,7 +32,7 @@ def classify_job(study) -> Job:
 def no_explanations(monkeypatch):
     """Record explanation requests instead of running them (tested separately)."""
     calls = []
-    monkeypatch.setattr(pipeline, "request_explanation", lambda study, **kw: calls.append(study.pk))
+    monkeypatch.setattr(classification, "request_explanation", lambda study, **kw: calls.append(study.pk))
     return calls
 
 
@@ -39,7 +40,7 @@ class TestHappyPath:
     def test_upload_to_prediction_in_process(self, django_capture_on_commit_callbacks, no_explanations):
         study = new_study(n_slices=3)
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
-            jobs = pipeline.start_processing(study)
+            jobs = classification.start_processing(study)
         assert len(jobs) == 1 and len(callbacks) == 1  # enqueued only on commit
         job = classify_job(study)
         assert job.state == JobState.DONE and job.attempts == 1 and job.error == ""
@@ -59,64 +60,62 @@ class TestHappyPath:
 
     def test_start_processing_skips_series_with_current_prediction_or_live_job(self, no_explanations):
         study = new_study()
-        first = pipeline.start_processing(study)  # on_commit not run: job stays queued
+        first = classification.start_processing(study)  # on_commit not run: job stays queued
         assert len(first) == 1
-        assert pipeline.start_processing(study) == []  # a live job exists
+        assert classification.start_processing(study) == []  # a live job exists
         assert Job.objects.filter(series__study=study).count() == 1
         study.refresh_from_db()
         assert study.status == StudyStatus.PROCESSING
 
     def test_a_new_model_version_reclassifies_old_predictions_only(self, monkeypatch):
         study = make_study(make_patient(), status=StudyStatus.AWAITING_REVIEW)  # predicted by "test-1"
-        monkeypatch.setattr(pipeline, "current_model_version", lambda: "test-1")
-        assert pipeline.start_processing(study) == []
-        monkeypatch.setattr(pipeline, "current_model_version", lambda: "test-2")
-        assert len(pipeline.start_processing(study)) == 1
+        monkeypatch.setattr(predictor, "current_model_version", lambda: "test-1")
+        assert classification.start_processing(study) == []
+        monkeypatch.setattr(predictor, "current_model_version", lambda: "test-2")
+        assert len(classification.start_processing(study)) == 1
         study.refresh_from_db()
         assert study.status == StudyStatus.PROCESSING
 
-    def test_current_model_version_is_read_without_loading_the_model(self, contract_doubles):
-        if contract_doubles:
-            pytest.skip(f"not installed here: {contract_doubles}")
+    def test_current_model_version_is_read_without_loading_the_model(self):
         from inference import predict
 
         loaded_before = dict(predict._CACHE)
-        version = pipeline.current_model_version()
+        version = predictor.current_model_version()
         assert version and predict._CACHE == loaded_before
-        assert version == pipeline.get_predictor().model_version
+        assert version == predictor.get_predictor().model_version
 
     def test_second_run_of_finished_job_changes_nothing(self, no_explanations):
         study = new_study()
-        job = pipeline.start_processing(study)[0]
-        pipeline.run_classification(job.pk)
+        job = classification.start_processing(study)[0]
+        classification.run_classification(job.pk)
         done = Job.objects.get(pk=job.pk)
         prediction = Prediction.objects.get(series__study=study)
-        again = pipeline.run_classification(job.pk)
+        again = classification.run_classification(job.pk)
         assert (again.state, again.attempts, again.finished_at) == (done.state, done.attempts, done.finished_at)
         assert Prediction.objects.filter(series__study=study).count() == 1
         assert Prediction.objects.get(series__study=study).pk == prediction.pk
 
     def test_new_job_for_series_already_predicted_stores_no_duplicate(self, no_explanations):
         study = new_study()
-        pipeline.run_classification(pipeline.start_processing(study)[0].pk)
+        classification.run_classification(classification.start_processing(study)[0].pk)
         series = study.series.get()
         n_slice_rows = SlicePrediction.objects.count()
         extra = Job.objects.create(kind=JobKind.CLASSIFY, study=study, series=series)
-        assert pipeline.run_classification(extra.pk).state == JobState.DONE
+        assert classification.run_classification(extra.pk).state == JobState.DONE
         assert Prediction.objects.filter(series=series).count() == 1
         assert SlicePrediction.objects.count() == n_slice_rows
 
     def test_duplicate_store_keeps_one_prediction(self, no_explanations):
         """Two runs that both got past the check (a race) still store one prediction."""
         study = new_study()
-        job = pipeline.start_processing(study)[0]
+        job = classification.start_processing(study)[0]
         series = study.series.get()
         slices = list(series.ordered_slices())
         from scans.imaging import slice_pixels
 
-        result = pipeline.get_predictor().predict_series([slice_pixels(s) for s in slices], heatmaps=True)
-        a = pipeline._store_prediction(job, series, slices, result, 1.0)
-        b = pipeline._store_prediction(job, series, slices, result, 2.0)
+        result = predictor.get_predictor().predict_series([slice_pixels(s) for s in slices], heatmaps=True)
+        a = classification.store_prediction(series, slices, result, 1.0)
+        b = classification.store_prediction(series, slices, result, 2.0)
         assert a.pk == b.pk and Prediction.objects.filter(series=series).count() == 1
         assert SlicePrediction.objects.filter(prediction=a).count() == len(slices)
 
@@ -124,28 +123,28 @@ class TestHappyPath:
 class TestClaim:
     def test_second_delivery_while_running_does_not_run(self, no_explanations):
         study = new_study()
-        job = pipeline.start_processing(study)[0]
-        first = pipeline._claim(job.pk, JobKind.CLASSIFY, "task-a")
-        second = pipeline._claim(job.pk, JobKind.CLASSIFY, "task-b")
-        assert first.ran and not second.ran
+        job = classification.start_processing(study)[0]
+        _, first = jobs.claim(job.pk, JobKind.CLASSIFY, "task-a")
+        _, second = jobs.claim(job.pk, JobKind.CLASSIFY, "task-b")
+        assert first and not second
         assert Job.objects.get(pk=job.pk).attempts == 1
 
     def test_message_for_a_deleted_study_is_a_no_op(self, no_explanations):
         study = new_study()
-        job = pipeline.start_processing(study)[0]
+        job = classification.start_processing(study)[0]
         study.delete()
-        assert pipeline.run_classification(job.pk) is None
+        assert classification.run_classification(job.pk) is None
         assert tasks.classify_series.apply(args=[job.pk]).get() == "missing"
 
     def test_redelivery_of_same_message_counts_an_attempt_then_gives_up(self, no_explanations):
         """A message redelivered because its worker died (same task id) is run again, and
         each try counts: the fourth delivery of a poison input fails the job and the study."""
         study = new_study()
-        job = pipeline.start_processing(study)[0]
+        job = classification.start_processing(study)[0]
         for attempt in (1, 2, 3):
-            assert pipeline._claim(job.pk, JobKind.CLASSIFY, "task-a").ran
+            assert jobs.claim(job.pk, JobKind.CLASSIFY, "task-a")[1]
             assert Job.objects.get(pk=job.pk).attempts == attempt
-        final = pipeline.run_classification(job.pk, task_id="task-a")
+        final = classification.run_classification(job.pk, task_id="task-a")
         assert final.state == JobState.FAILED and final.attempts == 3
         assert "Gave up after 3 attempts" in final.error
         study.refresh_from_db()
@@ -156,13 +155,13 @@ class TestClaim:
 class TestErrors:
     def test_bad_input_fails_at_once_with_its_message(self, monkeypatch, no_explanations):
         study = new_study()
-        job = pipeline.start_processing(study)[0]
+        job = classification.start_processing(study)[0]
 
         def corrupt(slice_):
             raise CorruptFile(slice_.original_filename, "the pixel data cannot be decoded")
 
         monkeypatch.setattr("scans.imaging.slice_pixels", corrupt)
-        result = pipeline.run_classification(job.pk)
+        result = classification.run_classification(job.pk)
         assert result.state == JobState.FAILED and result.attempts == 1
         assert "cannot be decoded" in result.error and "slice0.png" in result.error
         study.refresh_from_db()
@@ -177,28 +176,27 @@ class TestErrors:
         with open(sl.file.path, "r+b") as fh:
             fh.seek(100)
             fh.write(b"\x00\x01\x02")
-        job = pipeline.start_processing(study)[0]
-        result = pipeline.run_classification(job.pk)
-        if getattr(__import__("scans.imaging").imaging, "__file__", None) is None:
-            pytest.skip("scans.imaging (ingest) not there yet: the stand-in does not verify hashes")
+        job = classification.start_processing(study)[0]
+        result = classification.run_classification(job.pk)
         assert result.state == JobState.FAILED and result.attempts == 1
+        assert "integrity check" in result.error
 
     def test_transient_error_retries_with_backoff_then_fails(self, monkeypatch, no_explanations, settings):
         settings.JOB_MAX_ATTEMPTS = 3
-        monkeypatch.setenv("JOB_RETRY_BACKOFF_SECONDS", "5")
+        settings.JOB_RETRY_BACKOFF_SECONDS = 5
         study = new_study()
-        job = pipeline.start_processing(study)[0]
+        job = classification.start_processing(study)[0]
         monkeypatch.setattr("scans.imaging.slice_pixels", lambda s: (_ for _ in ()).throw(TimeoutError("S3 read timed out")))
         countdowns = []
         for attempt in (1, 2):
-            with pytest.raises(pipeline.RetryLater) as info:
-                pipeline.run_classification(job.pk)
+            with pytest.raises(RetryLater) as info:
+                classification.run_classification(job.pk)
             countdowns.append(info.value.countdown)
             current = Job.objects.get(pk=job.pk)
             assert current.state == JobState.QUEUED and current.attempts == attempt
             assert "timed out" in current.error
         assert countdowns == [5.0, 10.0]
-        final = pipeline.run_classification(job.pk)
+        final = classification.run_classification(job.pk)
         assert final.state == JobState.FAILED and final.attempts == 3
         assert "Failed after 3 attempts" in final.error and "timed out" in final.error
         study.refresh_from_db()
@@ -219,7 +217,7 @@ class TestErrors:
 
         monkeypatch.setattr("scans.imaging.slice_pixels", flaky)
         study = new_study(n_slices=1)
-        job = pipeline.start_processing(study)[0]
+        job = classification.start_processing(study)[0]
         tasks.classify_series.apply(args=[job.pk])
         job.refresh_from_db()
         assert job.state == JobState.DONE and job.attempts == 2
@@ -229,15 +227,12 @@ class TestErrors:
 class TestExplanation:
     def test_request_returns_the_live_job(self):
         study = new_study()
-        job = pipeline.request_explanation(study)
+        job = explanations.request_explanation(study)
         assert job.kind == JobKind.EXPLAIN and job.state == JobState.QUEUED
-        assert pipeline.request_explanation(study).pk == job.pk
-        assert pipeline.request_explanation(study, regenerate=True).pk == job.pk
+        assert explanations.request_explanation(study).pk == job.pk
+        assert explanations.request_explanation(study, regenerate=True).pk == job.pk
 
     def test_llm_timeout_retries_then_draft_done(self, monkeypatch):
-        import sys
-        import types
-
         calls = []
 
         def draft(study):
@@ -246,15 +241,13 @@ class TestExplanation:
                 raise TimeoutError("LLM did not answer in 20 s")
             return SimpleNamespace(pk=1)
 
-        module = types.ModuleType("portal.workflow.explanations")
-        module.draft_explanation = draft
-        monkeypatch.setitem(sys.modules, "portal.workflow.explanations", module)
+        monkeypatch.setattr(explanations, "draft_explanation", draft)
         study = new_study()
-        job = pipeline.request_explanation(study)
-        with pytest.raises(pipeline.RetryLater):
-            pipeline.run_explanation(job.pk)
+        job = explanations.request_explanation(study)
+        with pytest.raises(RetryLater):
+            explanations.run_explanation(job.pk)
         assert Job.objects.get(pk=job.pk).state == JobState.QUEUED
-        assert pipeline.run_explanation(job.pk).state == JobState.DONE
+        assert explanations.run_explanation(job.pk).state == JobState.DONE
         assert calls == [study.pk, study.pk]
 
 
@@ -266,17 +259,17 @@ class TestSweeper:
         sent = []
         monkeypatch.setattr(tasks.classify_series, "apply_async", lambda args, task_id: sent.append((args[0], task_id)))
         old = timezone.now() - timezone.timedelta(seconds=120)
-        lost = pipeline.start_processing(new_study())[0]          # message lost with the broker
-        dead = pipeline.start_processing(new_study())[0]          # its worker died mid-run
-        spent = pipeline.start_processing(new_study())[0]         # died three times
-        fresh = pipeline.start_processing(new_study())[0]         # just queued: left alone
+        lost = classification.start_processing(new_study())[0]          # message lost with the broker
+        dead = classification.start_processing(new_study())[0]          # its worker died mid-run
+        spent = classification.start_processing(new_study())[0]         # died three times
+        fresh = classification.start_processing(new_study())[0]         # just queued: left alone
         Job.objects.filter(pk=dead.pk).update(state=JobState.RUNNING, attempts=1, celery_task_id="old")
         Job.objects.filter(pk=spent.pk).update(state=JobState.RUNNING, attempts=3)
         Job.objects.filter(pk__in=[lost.pk, dead.pk, spent.pk]).update(updated_at=old)
         sent.clear()
 
         with django_capture_on_commit_callbacks(execute=True):
-            assert pipeline.sweep_stale_jobs() == 2
+            assert sweeper.sweep_stale_jobs() == 2
         assert sorted(job_id for job_id, _ in sent) == sorted([lost.pk, dead.pk])
         dead.refresh_from_db()
         assert dead.state == JobState.QUEUED and dead.celery_task_id not in ("", "old")
@@ -284,15 +277,15 @@ class TestSweeper:
         spent.refresh_from_db()
         assert spent.state == JobState.FAILED and "Gave up after 3 attempts" in spent.error
         assert Job.objects.get(pk=fresh.pk).state == JobState.QUEUED
-        assert pipeline.sweep_stale_jobs() == 0  # the requeued ones are fresh again
+        assert sweeper.sweep_stale_jobs() == 0  # the requeued ones are fresh again
 
     def test_swept_job_completes(self, settings, no_explanations, django_capture_on_commit_callbacks):
         settings.JOB_STALE_AFTER_SECONDS = 60
         study = new_study(n_slices=1)
-        job = pipeline.start_processing(study)[0]
+        job = classification.start_processing(study)[0]
         Job.objects.filter(pk=job.pk).update(updated_at=timezone.now() - timezone.timedelta(seconds=120))
         with django_capture_on_commit_callbacks(execute=True):
-            assert pipeline.sweep_stale_jobs() == 1
+            assert sweeper.sweep_stale_jobs() == 1
         assert Job.objects.get(pk=job.pk).state == JobState.DONE
         assert Prediction.objects.filter(series__study=study).count() == 1
 
@@ -300,15 +293,15 @@ class TestSweeper:
 class TestProgressView:
     def test_progress_is_json_and_follows_the_job(self, no_explanations):
         study = new_study()
-        job = pipeline.start_processing(study)[0]
-        before = pipeline.study_progress(study)
+        job = classification.start_processing(study)[0]
+        before = progress.study_progress(study)
         json.dumps(before)
         assert before["status"] == StudyStatus.PROCESSING and not before["terminal"]
         assert before["progress"] == {"total": 1, "done": 0, "failed": 0}
         assert before["summary"] == "0 of 1 series classified"
         assert before["jobs"][0]["state"] == JobState.QUEUED
-        pipeline.run_classification(job.pk)
-        after = pipeline.study_progress(study)
+        classification.run_classification(job.pk)
+        after = progress.study_progress(study)
         assert after["terminal"] and after["progress"]["done"] == 1
         assert after["jobs"][0]["state"] == JobState.DONE and after["jobs"][0]["run_seconds"] is not None
 
@@ -316,7 +309,7 @@ class TestProgressView:
         from scans.models import Patient
 
         study = make_study(Patient.objects.get(user=patient_alice), status=StudyStatus.RECEIVED, label=None)
-        pipeline.start_processing(study)
+        classification.start_processing(study)
         url = reverse("uploads:study_status", args=[study.pk])
         assert url.endswith(f"/uploads/studies/{study.pk}/status.json")
         assert client.get(url).status_code == 302  # anonymous → login

@@ -11,7 +11,8 @@ import pytest
 from django.db.models import Count
 
 from portal import tasks
-from portal.workflow import pipeline
+from portal.workflow.classification import start_processing
+from portal.workflow.sweeper import sweep_stale_jobs
 from scans.models import Job, JobKind, JobState, Prediction, Series, StudyStatus
 from tests.factories import make_patient, make_study
 from tests.pipeline.conftest import wait_for
@@ -46,7 +47,7 @@ def assert_one_prediction_per_series(studies) -> None:
 def test_a_worker_killed_mid_classification_job_completes_once(start_worker, broker, settings):
     settings.JOB_STALE_AFTER_SECONDS = 2
     [study] = new_studies(1, n_slices=2)
-    [job] = pipeline.start_processing(study)  # autocommit: enqueued to Redis at once
+    [job] = start_processing(study)  # autocommit: enqueued to Redis at once
     doomed = start_worker(PIPELINE_TEST_SLEEP_SECONDS=120, JOB_STALE_AFTER_SECONDS=2)
     wait_for(lambda: Job.objects.get(pk=job.pk).state == JobState.RUNNING, CLASSIFY_TIMEOUT, what="job running")
     time.sleep(1.0)  # well inside the classification (it sleeps before storing)
@@ -58,7 +59,7 @@ def test_a_worker_killed_mid_classification_job_completes_once(start_worker, bro
     # that the heartbeat stopped.
     start_worker(JOB_STALE_AFTER_SECONDS=2)
     time.sleep(settings.JOB_STALE_AFTER_SECONDS + 0.5)
-    assert pipeline.sweep_stale_jobs() == 1
+    assert sweep_stale_jobs() == 1
     wait_for(lambda: all_finished([study]), CLASSIFY_TIMEOUT, what="the swept job to finish")
     done = Job.objects.get(pk=job.pk)
     assert done.state == JobState.DONE and done.attempts == 2, (done.state, done.attempts, done.error)
@@ -71,13 +72,13 @@ def test_b_broker_flushed_sweeper_recovers_every_job(start_worker, broker, setti
     settings.JOB_STALE_AFTER_SECONDS = 2
     studies = new_studies(4)
     for study in studies:
-        pipeline.start_processing(study)
+        start_processing(study)
     assert broker.llen("inference") == 4
     broker.flushdb()  # Redis restarted without persistence: every queued message is gone
     start_worker(JOB_STALE_AFTER_SECONDS=2)
     time.sleep(settings.JOB_STALE_AFTER_SECONDS + 0.5)
     assert set(classify_jobs(studies).values_list("state", flat=True)) == {JobState.QUEUED}  # truly lost
-    assert pipeline.sweep_stale_jobs() == 4
+    assert sweep_stale_jobs() == 4
     wait_for(lambda: all_finished(studies), CLASSIFY_TIMEOUT, what="recovered jobs to finish")
     assert set(classify_jobs(studies).values_list("state", flat=True)) == {JobState.DONE}
     assert_one_prediction_per_series(studies)
@@ -87,13 +88,13 @@ def test_c_poison_input_fails_after_three_attempts_while_others_flow(start_worke
     settings.JOB_MAX_ATTEMPTS = 3
     [poison] = new_studies(1, description="POISON series")
     healthy_before = new_studies(2)
-    pipeline.start_processing(poison)
+    start_processing(poison)
     for study in healthy_before:
-        pipeline.start_processing(study)
+        start_processing(study)
     start_worker(concurrency=2, PIPELINE_TEST_CRASH_MARKER="POISON")
     healthy_after = new_studies(2)  # uploads that arrive while the poison keeps crashing
     for study in healthy_after:
-        pipeline.start_processing(study)
+        start_processing(study)
     healthy = healthy_before + healthy_after
     wait_for(lambda: all_finished(healthy + [poison]), CLASSIFY_TIMEOUT * 2, what="all jobs to finish")
     bad = classify_jobs([poison]).get()
@@ -108,10 +109,10 @@ def test_c_poison_input_fails_after_three_attempts_while_others_flow(start_worke
 
 def test_d_twenty_series_two_worker_processes_no_duplicates(start_worker, broker):
     studies = new_studies(20)
-    jobs = [job for study in studies for job in pipeline.start_processing(study)]
+    jobs = [job for study in studies for job in start_processing(study)]
     assert len(jobs) == 20
     for study in studies:  # a second upload of the same studies adds no work
-        assert pipeline.start_processing(study) == []
+        assert start_processing(study) == []
     for job in jobs[:10]:  # and duplicate messages (a redelivery) must not duplicate results
         tasks.classify_series.apply_async(args=[job.pk])
     assert broker.llen("inference") == 30
