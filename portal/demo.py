@@ -190,7 +190,7 @@ def _sign_prior(study: Study, radiologist: Any) -> None:
     if study.status != StudyStatus.AWAITING_REVIEW:
         return
     review_service.add_note(study, user=radiologist, text=PRIOR_NOTE, for_patient=True)
-    primary = review_service.primary_prediction(study)
+    primary = study.primary_prediction()
     if primary is not None and primary.is_brain_mri and primary.label == TumourClass.NOTUMOR:
         decision, reason = "confirm", ""
     else:

@@ -8,7 +8,6 @@ from django.core.management import call_command
 
 from accounts.models import User
 from portal.demo import seed_studies
-from portal.workflow.review import primary_prediction
 from scans.models import ClinicalNote, Patient, Study, StudyStatus
 
 # transaction=True: the pipeline enqueues its jobs on commit, as in `make run`.
@@ -23,7 +22,7 @@ def _check_demo(studies: list[Study], generated: bool = False) -> None:
     assert ClinicalNote.objects.filter(study=prior, for_patient=True).count() == 1
     assert current.status == StudyStatus.AWAITING_REVIEW
     assert current.series.count() == 2
-    primary = primary_prediction(current)
+    primary = current.primary_prediction()
     # Real slices get a class; generated phantoms may be refused by the image check (issue 15),
     # and then say so in its words.
     assert primary.is_brain_mri or (
@@ -32,9 +31,9 @@ def _check_demo(studies: list[Study], generated: bool = False) -> None:
     assert (current.body_part, current.institution, out_of_scope.body_part) == ("BRAIN", "Demo Hospital", "CHEST")
     from inference.predict import AGGREGATION_RULE
 
-    assert primary_prediction(current).aggregation == AGGREGATION_RULE
+    assert current.primary_prediction().aggregation == AGGREGATION_RULE
     assert out_of_scope.modality == "CT"
-    assert primary_prediction(out_of_scope).is_brain_mri is False  # the AI gives it no tumour class
+    assert out_of_scope.primary_prediction().is_brain_mri is False  # the AI gives it no tumour class
     assert prior.created_at <= current.created_at  # so "previous study" is the prior one
 
 
