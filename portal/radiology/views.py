@@ -140,7 +140,7 @@ def _compare_data(study) -> dict[str, Any] | None:
     previous = study.previous_study()
     if previous is None:
         return None
-    primary = review_service.primary_prediction(previous)
+    primary = previous.primary_prediction()
     series = primary.series if primary is not None else previous.series.first()
     if series is None:
         return None
