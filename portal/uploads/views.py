@@ -25,10 +25,9 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.audit import record
 from portal.workflow.dicom_in import UnmatchedError, patient_from_upload
 from portal.workflow.ingest import UploadNotAllowed, submit_upload
-from portal.workflow.review import latest_predictions
 from scans.access import get_study_for, require_clinical_staff
 from scans.errors import ScanError, TooLarge
-from scans.models import Patient
+from scans.models import Patient, Prediction
 
 # The patient choice that makes a new record from the first DICOM file's header.
 NEW_FROM_HEADER = "new-from-header"
@@ -194,7 +193,7 @@ def study(request: HttpRequest, pk: int) -> HttpResponse:
     require_clinical_staff(request.user)
     study_obj = get_study_for(request.user, pk)
     series = []
-    latest = {p.series_id: p for p in latest_predictions(study_obj)}
+    latest = {p.series_id: p for p in Prediction.objects.filter(series__study=study_obj).current()}
     for s in study_obj.series.order_by("series_number", "id"):
         slices = list(s.ordered_slices())
         step = max(1, len(slices) // 8)
