@@ -14,11 +14,11 @@ from django.urls import reverse
 
 from accounts.models import AuditEvent
 from portal.workflow.ingest import submit_upload
-from portal.workflow.review import amend, latest_predictions, sign_off
-from scans.models import Slice, Study, StudyStatus
+from portal.workflow.review import amend, sign_off
+from scans.models import Prediction, Slice, Study, StudyStatus
 from tests.ingest import builders as b
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("contract_doubles")]
+pytestmark = pytest.mark.django_db
 
 STUDY_UID = "1.2.826.0.1.3680043.8.498.77"
 SERIES_UID = "1.2.826.0.1.3680043.8.498.771"
@@ -71,7 +71,7 @@ def test_new_images_after_sign_off_are_held_until_an_amendment(
     assert events.count() == 2 and events.first().detail["signed_version"] == 1
 
     # Every slice of the grown series has a result: it was classified again.
-    predictions = {p.series.series_instance_uid: p for p in latest_predictions(study)}
+    predictions = {p.series.series_instance_uid: p for p in Prediction.objects.filter(series__study=study).current()}
     assert predictions[SERIES_UID].slice_count == 4 and predictions[SERIES_UID].slice_results.count() == 4
     assert predictions[second].slice_results.count() == 2
     assert AuditEvent.objects.filter(action="series.reclassify", detail__slices=4).exists()
