@@ -200,13 +200,13 @@ def test_import_scans_reports_the_ai_outcome_per_series(tmp_path, media, setting
 
 @pytest.mark.django_db
 def test_header_less_images_the_image_check_rejects_get_its_reason_not_a_class(media, monkeypatch):
-    from portal.workflow import pipeline
+    from portal.workflow import classification
 
-    monkeypatch.setattr(pipeline, "request_explanation", lambda study, **kw: None)
+    monkeypatch.setattr(classification, "request_explanation", lambda study, **kw: None)
     files = [(f"blank{i}.png", b.png_bytes(96, 96, value=90 + i)) for i in range(3)]  # flat grey frames
     result = import_files(files, patient=make_patient(mrn="MRN-TEST"))
     assert Series.objects.get().scope_reason == ""  # no header: only the image check can tell
-    pipeline.run_classification(pipeline.start_processing(result.studies[0])[0].pk)
+    classification.run_classification(classification.start_processing(result.studies[0])[0].pk)
     prediction = Prediction.objects.get()
     assert prediction.label == "" and not prediction.is_brain_mri
     assert prediction.out_of_scope_reason == "outside what the model was trained on (image check: 3 of 3 slices)"

@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from portal.celery import app
-from portal.workflow import pipeline
+from portal.workflow.sweeper import sweep_stale_jobs
 from scans.ingest import import_files
 from scans.models import Job, JobKind, JobState, Patient, Study, StudyStatus
 from tests.ingest import builders as b
@@ -76,7 +76,7 @@ def test_broker_down_during_an_upload_loses_no_work(broker_down, broker, redis_u
     settings.JOB_STALE_AFTER_SECONDS = 1
     time.sleep(1.5)
     start_worker(JOB_STALE_AFTER_SECONDS=1)
-    assert pipeline.sweep_stale_jobs() == 4
+    assert sweep_stale_jobs() == 4
     everything = uploaded + [imported, orphan]
     wait_for(lambda: _awaiting_review(everything), TIMEOUT, what="every study to be classified")
     assert Job.objects.filter(study__in=everything, kind=JobKind.CLASSIFY).exclude(state=JobState.DONE).count() == 0
