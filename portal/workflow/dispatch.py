@@ -2,7 +2,7 @@
 
 The database is the record of work: the job row is committed first, the message follows. If
 the broker cannot be reached, the send error is logged, never raised: the request that
-recorded the work has already succeeded, and the sweeper (sweep_stale_jobs) sends the job
+recorded the work has already succeeded, and the sweeper (portal.workflow.sweeper.sweep_stale_jobs) sends the job
 again once it is stale. A caller that wants to tell its user (import_scans) collects the
 jobs whose message did not go out with `unsent_messages()`.
 """
