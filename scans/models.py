@@ -16,7 +16,6 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-TUMOUR_CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
 SHA256_REGEX = r"^[0-9a-f]{64}$"
 
 
@@ -25,6 +24,11 @@ class TumourClass(models.TextChoices):
     MENINGIOMA = "meningioma", _("Meningioma")
     NOTUMOR = "notumor", _("No tumour")
     PITUITARY = "pituitary", _("Pituitary tumour")
+
+
+# scans may not import the ML core: tests/explanations/test_texts.py checks that this equals
+# inference.data.CLASSES, the classifier's own list.
+TUMOUR_CLASSES = tuple(TumourClass.values)
 
 
 # A radiologist's finding that is no tumour class: the images could not be assessed
@@ -223,7 +227,7 @@ class Study(models.Model):
 
     def latest_review(self) -> "Review | None":
         """The latest signed version of the report: the one the patient sees."""
-        return self.reviews.filter(signed_at__isnull=False).order_by("-version").first()
+        return self.reviews.signed().first()
 
     def primary_prediction(self) -> "Prediction | None":
         """The AI result the study is reviewed against (see PredictionQuerySet.primary)."""
@@ -278,7 +282,7 @@ class SliceQuerySet(models.QuerySet["Slice"]):
         visible = self.filter(series__study__in=Study.objects.visible_to(user))
         if user.is_authenticated and user.is_clinical_staff:
             return visible
-        latest = Review.objects.filter(study=OuterRef("series__study"), signed_at__isnull=False).order_by("-version")
+        latest = Review.objects.signed().filter(study=OuterRef("series__study"))
         return (
             visible.annotate(
                 signed_at=Subquery(latest.values("signed_at")[:1]), signed_finding=Subquery(latest.values("final_class")[:1])
@@ -430,6 +434,13 @@ class UnassessableReason(models.TextChoices):
     WRONG_IMAGES = "wrong_images", _("Wrong patient or wrong images")
 
 
+class ReviewQuerySet(models.QuerySet["Review"]):
+    def signed(self) -> "ReviewQuerySet":
+        """Signed versions, the latest first: `.first()` is the latest signed review, the one
+        the patient reads."""
+        return self.filter(signed_at__isnull=False).order_by("-version")
+
+
 class Review(models.Model):
     """A version of the radiologist's report. Version 1 is the first sign-off; every
     amendment is a new row, and the old versions are kept untouched."""
@@ -446,6 +457,8 @@ class Review(models.Model):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     signed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ReviewQuerySet.as_manager()
 
     class Meta:
         ordering = ["study", "version"]

@@ -47,9 +47,8 @@ class PredictionSummarySerializer(serializers.ModelSerializer):
 
 
 def _latest_prediction(series: Series) -> Prediction | None:
-    # Prefetched in the view: sort in Python so no query per series.
-    predictions = sorted(series.predictions.all(), key=lambda p: (p.created_at, p.pk), reverse=True)
-    return predictions[0] if predictions else None
+    # The view prefetches Prediction.objects.current(): at most one per series, no query here.
+    return next(iter(series.predictions.all()), None)
 
 
 def _is_staff(context: dict[str, Any]) -> bool:
@@ -103,7 +102,7 @@ class StudySerializer(StaffOnlyTextMixin, serializers.ModelSerializer):
     status_detail = _staff_only_text("Processing detail")
     status = serializers.ChoiceField(choices=StudyStatus.choices, read_only=True)
     prediction = serializers.SerializerMethodField(
-        help_text="The AI result of the study's most confident series; clinical staff only (null for patients)."
+        help_text="The study's primary AI result (the most suspicious series, as on the review page); clinical staff only (null for patients)."
     )
     final_class = serializers.SerializerMethodField(help_text="The radiologist's signed class, once released.")
 
@@ -118,19 +117,15 @@ class StudySerializer(StaffOnlyTextMixin, serializers.ModelSerializer):
     def get_prediction(self, study: Study) -> dict | None:
         if not _is_staff(self.context):
             return None
-        latest = [p for p in (_latest_prediction(s) for s in study.series.all()) if p is not None]
-        if not latest:
-            return None
-        # A tumour-flagging series outranks a "no tumour" one; then the most confident.
-        best = max(latest, key=lambda p: (p.flags_tumour, p.confidence))
-        return PredictionSummarySerializer(best).data
+        primary = study.primary_prediction()  # the one the review page and the worklist show
+        return PredictionSummarySerializer(primary).data if primary else None
 
     @extend_schema_field(serializers.ChoiceField(choices=FINDING_CHOICES, allow_null=True))
     def get_final_class(self, study: Study) -> str | None:
         if not study.is_released:
             return None
-        signed = [r for r in study.reviews.all() if r.signed_at is not None]
-        return max(signed, key=lambda r: r.version).final_class if signed else None
+        review = study.latest_review()
+        return review.final_class if review else None
 
 
 class StudyDetailSerializer(StudySerializer):

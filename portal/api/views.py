@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from accounts import audit
 from portal.api import serializers as s
-from scans.models import Patient, Prediction, Review, Series, Slice, Study, StudyStatus
+from scans.models import Patient, Prediction, Series, Slice, Study, StudyStatus
 
 ERR = s.ErrorSerializer
 AUTH_ERRORS = {401: OpenApiResponse(ERR, "Not authenticated"), 403: OpenApiResponse(ERR, "CSRF failure or not allowed")}
@@ -90,7 +90,7 @@ def _studies_for(user: Any) -> QuerySet[Study]:
     # A patient sees the series and slices the latest signed version covers, nothing newer.
     slices = Slice.objects.visible_to(user)
     series = Series.objects.filter(pk__in=slices.values("series_id")).prefetch_related(
-        Prefetch("slices", queryset=slices), Prefetch("predictions", queryset=Prediction.objects.order_by("-created_at"))
+        Prefetch("slices", queryset=slices), Prefetch("predictions", queryset=Prediction.objects.current())
     )
     return (
         Study.objects.visible_to(user)
@@ -151,9 +151,7 @@ class StudyReport(APIView):
     @extend_schema(responses={200: s.ReportSerializer, **AUTH_ERRORS, **NOT_FOUND})
     def get(self, request: Request, pk: int) -> Response:
         study = get_object_or_404(Study.objects.visible_to(request.user).released(), pk=pk)
-        review = (
-            Review.objects.filter(study=study, signed_at__isnull=False).select_related("author").order_by("-version").first()
-        )
+        review = study.latest_review()
         if review is None:
             raise Http404
         audit.record("api.report.view", request=request._request, obj=study, patient_id=study.patient_id,

@@ -101,7 +101,7 @@ def build_report(study: Study) -> Report:
     review = study.latest_review()
     if review is None or review.signed_at is None:
         raise Http404  # released without a signed review: nothing to show
-    first = study.reviews.filter(signed_at__isnull=False).order_by("version").first()
+    first = study.reviews.signed().last()
     notes = list(study.notes.filter(for_patient=True, created_at__lte=review.signed_at).order_by("created_at", "id"))
     return Report(
         study=study,

@@ -175,7 +175,7 @@ def _study_context(request: HttpRequest, study, *, form_errors: dict[str, str] |
     slice_rows = viewer["slices"]
     primary = study.primary_prediction()
     reviews = list(study.reviews.select_related("author", "prediction").order_by("-version"))
-    latest_review = next((r for r in reviews if r.signed_at), None)
+    latest_review = study.latest_review()
     explanation = review_service.latest_explanation(study)
     return {
         "study": study,
