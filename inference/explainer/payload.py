@@ -11,9 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
-# The classifier's classes. Kept here (not imported from scans or the ML core) so the
-# explainer stands alone; tests check it agrees with scans.models.TUMOUR_CLASSES.
-TUMOUR_CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
+from inference.data import CLASSES as TUMOUR_CLASSES  # the classifier's classes (one definition in the ML core)
+
 # What a radiologist can sign: a tumour class, or "the images could not be assessed"
 # (scans.models.UNASSESSABLE). The patient text for the latter names no class at all.
 UNASSESSABLE = "unassessable"
