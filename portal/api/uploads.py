@@ -15,8 +15,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.audit import record
-from portal.uploads.views import audit_upload, files_refused, request_too_large, resolve_patient, result_payload
-from portal.workflow.ingest import UploadNotAllowed, submit_upload
+from portal.uploads.requests import files_refused, request_too_large, result_payload
+from portal.workflow.ingest import UploadNotAllowed, flag, resolve_patient, submit_upload
 from scans.errors import ScanError
 
 
@@ -106,13 +106,13 @@ class UploadView(APIView):
         user = request.user
         if not user.is_active or not (user.is_clinical_staff or user.is_patient):
             return Response({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
-        allow_mismatch = str(request.data.get("allow_mismatch", "")).lower() in ("true", "on", "1")
+        allow_mismatch = flag(request.data.get("allow_mismatch"))
         try:
             patient = resolve_patient(user, request.data.get("patient"))
-            result = submit_upload(request.FILES.getlist("files"), patient=patient, user=user, allow_mismatch=allow_mismatch)
+            result = submit_upload(request.FILES.getlist("files"), patient=patient, user=user,
+                                   allow_mismatch=allow_mismatch, request=request, api=True)
         except ScanError as exc:
             return _refuse(request, exc)
         except UploadNotAllowed:
             return Response({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
-        audit_upload(request, patient, result, allow_mismatch, api=True)
         return Response(result_payload(result, user), status=status.HTTP_201_CREATED)

@@ -8,12 +8,9 @@ Django's CSRF middleware reads request.POST, which would stream the whole body t
 """
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -23,89 +20,19 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.audit import record
+from portal.uploads.requests import files_refused, request_too_large, result_payload
 from portal.workflow.dicom_in import UnmatchedError, patient_from_upload
-from portal.workflow.ingest import UploadNotAllowed, submit_upload
+from portal.workflow.ingest import UploadNotAllowed, flag, resolve_patient, submit_upload
 from scans.access import get_study_for, require_clinical_staff
-from scans.errors import ScanError, TooLarge
+from scans.errors import ScanError
 from scans.models import Patient, Prediction
 
 # The patient choice that makes a new record from the first DICOM file's header.
 NEW_FROM_HEADER = "new-from-header"
-# Multipart framing (boundaries, part headers, form fields) on top of the files themselves.
-MULTIPART_OVERHEAD = 1024 * 1024
-
-
-def request_too_large(request: HttpRequest) -> TooLarge | None:
-    """A TooLarge error when the declared body exceeds the upload limit, else None."""
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return TooLarge("(request)", "invalid Content-Length")
-    limit = int(settings.UPLOAD_MAX_BYTES)
-    if length > limit + MULTIPART_OVERHEAD:
-        return TooLarge("(upload)", f"the upload is {length:,} bytes; the limit is {limit:,} bytes")
-    return None
-
-
-def files_refused(parse: Any) -> TooLarge | None:
-    """Run parse() (which reads the multipart body) and turn Django's limit errors into the
-    documented 413 answer instead of its HTML 400 page. None when the body parsed."""
-    try:
-        parse()
-    except TooManyFilesSent:
-        limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
-        return TooLarge("(upload)", f"too many files in one upload (limit {limit:,}); upload a zip instead")
-    except (RequestDataTooBig, TooManyFieldsSent) as exc:
-        return TooLarge("(upload)", str(exc))
-    return None
-
-
-def uploadable_patients(user: Any):
-    if user.is_clinical_staff:
-        return Patient.objects.all()
-    return Patient.objects.filter(user=user)
-
-
-def resolve_patient(user: Any, value: Any) -> Patient:
-    """Staff choose any patient (by id); a patient always uploads for their own record."""
-    if user.is_clinical_staff:
-        if value in (None, ""):
-            raise ScanError("(upload)", _("choose the patient these scans belong to"))
-        try:
-            return Patient.objects.get(pk=int(value))
-        except (ValueError, Patient.DoesNotExist):
-            raise Http404 from None
-    if user.is_patient:
-        patient = Patient.objects.filter(user=user).first()
-        if patient is not None:
-            return patient
-    raise Http404
-
-
-def audit_upload(request: Any, patient: Patient, result: Any, allow_mismatch: bool, **extra: Any) -> None:
-    record(
-        "scans.upload",
-        request=request,
-        obj=patient,
-        patient_id=patient.pk,
-        studies=[s.pk for s in result.studies],
-        new_slices=len(result.new_slice_ids),
-        rejected=len(result.rejected),
-        allow_mismatch=allow_mismatch,
-        **extra,
-    )
 
 
 def _is_xhr(request: HttpRequest) -> bool:
     return request.headers.get("x-requested-with") == "XMLHttpRequest" or "application/json" in request.headers.get("accept", "")
-
-
-def result_payload(result, user) -> dict:
-    payload = result.as_json()
-    for study in payload["studies"]:
-        study["url"] = reverse("uploads:study", args=[study["id"]]) if user.is_clinical_staff else None
-        study["status_url"] = reverse("uploads:study_status", args=[study["id"]]) if user.is_clinical_staff else None
-    return payload
 
 
 @csrf_exempt
@@ -135,7 +62,7 @@ def _failure(request: HttpRequest, exc: ScanError) -> HttpResponse:
 def _render_form(request: HttpRequest, *, error: ScanError | None = None, status: int = 200) -> HttpResponse:
     user = request.user
     context = {
-        "patients": uploadable_patients(user).order_by("mrn") if user.is_clinical_staff else None,
+        "patients": Patient.objects.visible_to(user).order_by("mrn") if user.is_clinical_staff else None,
         "own_patient": None if user.is_clinical_staff else Patient.objects.filter(user=user).first(),
         "can_override": user.is_administrator,
         "max_bytes": settings.UPLOAD_MAX_BYTES,
@@ -160,17 +87,16 @@ def _upload_checked(request: HttpRequest) -> HttpResponse:
     user = request.user
     try:
         files = request.FILES.getlist("files")
-        allow_mismatch = request.POST.get("allow_mismatch") in ("on", "true", "1")
+        allow_mismatch = flag(request.POST.get("allow_mismatch"))
         with transaction.atomic():  # a record made from the header exists only if the upload succeeds
             patient = _patient_for_upload(request, files)
-            result = submit_upload(files, patient=patient, user=user, allow_mismatch=allow_mismatch)
+            result = submit_upload(files, patient=patient, user=user, allow_mismatch=allow_mismatch, request=request)
     except ScanError as exc:
         return _failure(request, exc)
     except UnmatchedError as exc:
         return _failure(request, ScanError("(upload)", exc.message, status=exc.status))
     except UploadNotAllowed:
         raise Http404 from None
-    audit_upload(request, patient, result, allow_mismatch)
     payload = result_payload(result, user)
     payload["already_uploaded"] = not result.new_slice_ids
     if payload["already_uploaded"]:
