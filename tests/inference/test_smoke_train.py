@@ -24,13 +24,16 @@ def test_train_export_predict_cnn_lstm(mri_root, tmp_path):
     assert meta["data"]["n_images"] == 32 and len(meta["data"]["fingerprint_sha256"]) == 64
     assert meta["calibration"]["temperature"] > 0
     assert re.fullmatch(r"cnn-lstm-\d{8}-[0-9a-f]{8}-[0-9a-f]{6}", meta["version"])
-    for f in ("model_fp32.onnx", "keras_weights_fp16.npz", "ood.npz", "metadata.json"):
+    for f in ("model_fp32.onnx", "keras_weights_fp16.npz", "metadata.json"):
         assert (tmp_path / "run" / f).exists()
+    assert not (tmp_path / "run" / "ood.npz").exists()    # the scope gate is fitted at export, on the served model
 
     export(tmp_path / "run", tmp_path / "art" / "cnn_lstm")
     saved = json.loads((tmp_path / "art" / "cnn_lstm" / "metadata.json").read_text())
     assert saved["files"]["onnx_head"] == "head.onnx"
     assert saved["input"]["crop"] == "head"    # the serving path crops exactly as training did
+    assert saved["ood"]["threshold_rule"].endswith("fitted by inference.fit_scope")
+    assert (tmp_path / "art" / "cnn_lstm" / "ood.npz").exists()
     pred = Predictor.load("cnn_lstm", tmp_path / "art")
     img = load_rgb(list_samples(data)[0].path)
     r = pred.predict_image(img)
