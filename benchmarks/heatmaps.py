@@ -3,7 +3,8 @@
     python benchmarks/heatmaps.py [--models-dir inference/artifacts] [--n 48] [--montage docs/heatmaps.jpg]
 
 Variants, all for the predicted class, placed back into the head crop:
-  ablation7   ablation-CAM on the 7x7 map (what the ONNX serving path computes)
+  served_fd7  Grad-CAM on the 7x7 map by finite differences through the head (what ONNX serving computes)
+  ablation7   ablation-CAM on the 7x7 map (what ONNX serving computed before 2026-12-04)
   gradcam7    Grad-CAM on the same map (the keras runtime)
   gradcampp7  Grad-CAM++ (Chattopadhyay et al. 2018) on the same map
   gradcam14   Grad-CAM on the 14x14 map of encoder block 10 (stride 16: twice the resolution)
@@ -58,7 +59,9 @@ def variants(pred: Predictor, mid_model, x: np.ndarray, cls: int) -> dict[str, n
         "gradcam14": gradcam.normalise(np.tensordot(f14, g14.mean(axis=(0, 1)), axes=([2], [0]))),
     }
     if head is not None:
-        out["ablation7"] = gradcam.ablation_cam(fmap, lambda b: head.predict(b, verbose=0), cls)
+        run_head = lambda b: head.predict(b, verbose=0, batch_size=256)  # noqa: E731
+        out["ablation7"] = gradcam.ablation_cam(fmap, run_head, cls)
+        out["served_fd7"] = gradcam.gradcam_fd(fmap, run_head, cls)
     return out
 
 

@@ -25,7 +25,7 @@ def calibration_batches(meta: dict, n: int | None = None, batch: int = 16, seed:
     """Preprocessed random training slices (fixed seed) for activation-range calibration. The
     percentile calibrator keeps every activation in memory: 160 slices at 112 px, and as many as fit
     the same pixel budget at larger sizes (40 at 224 px: 160 there took 20 GB for VGG16)."""
-    n = n or max(32, int(160 * (112 / meta["input"]["size"]) ** 2))
+    n = n or max(2 * batch, int(160 * (112 / meta["input"]["size"]) ** 2) // batch * batch)   # whole batches
     from inference.data import codec_of, crops_head, load_rgb, network_grays, to_gray, unit_input, vgg_input
 
     samples = list_samples(meta["data"]["root"])

@@ -4,8 +4,10 @@
   last conv map. `cam_from_fmap` does that in numpy from the ONNX model's second output, so the
   serving path needs no TensorFlow.
 * `gradcam_tf` is the real Grad-CAM (tf.GradientTape) for the keras runtime; tests check both agree.
-* The CNN-LSTM's LSTM is not linear in the map, so its ONNX path uses ablation-CAM (zero one map
-  cell at a time and measure the class-logit drop, Desai & Ramaswamy 2020) with its head model.
+* The CNN-LSTM's LSTM is not linear in the map, so its ONNX path estimates Grad-CAM's channel
+  weights by finite differences through its head model (`gradcam_fd`). Ablation-CAM (zero one cell
+  at a time, Desai & Ramaswamy 2020) was used before; on the v2 model it lit the first row the
+  BiLSTM reads on almost every slice (benchmarks/heatmaps.py), so it is kept only for comparison.
 """
 from __future__ import annotations
 
@@ -80,6 +82,23 @@ def ablation_cam(fmap: np.ndarray, head: Callable[[np.ndarray], np.ndarray], cla
         batch[i + 1, i // w, i % w, :] = 0.0
     logits = head(batch)
     return normalise((logits[0, class_idx] - logits[1:, class_idx]).reshape(h, w))
+
+
+def gradcam_fd(fmap: np.ndarray, head: Callable[[np.ndarray], np.ndarray], class_idx: int,
+               rel_eps: float = 1e-2) -> np.ndarray:
+    """Grad-CAM from a head that runs forward only (ONNX): Grad-CAM weighs each channel k by the
+    spatial mean of d logit / d A_k. Adding eps to channel k in every cell changes the logit by
+    eps x the SUM of those gradients (to first order), so one batched head call over the map and its
+    channel-shifted copies gives the weights: 1 + channels evaluations instead of a gradient.
+    Matches the TensorFlow Grad-CAM (tests); unlike ablation-CAM it does not single out the first
+    row the BiLSTM reads."""
+    h, w, c = fmap.shape
+    eps = rel_eps * max(float(np.abs(fmap).mean()), 1e-6)
+    batch = np.repeat(fmap[None].astype(np.float32), c + 1, axis=0)
+    batch[np.arange(1, c + 1), :, :, np.arange(c)] += eps
+    logits = head(batch)
+    weights = (logits[1:, class_idx] - logits[0, class_idx]) / (eps * h * w)
+    return normalise(np.tensordot(fmap.astype(np.float32), weights, axes=([2], [0])))
 
 
 def gradcam_tf(model, x: np.ndarray, class_idx: int) -> np.ndarray:

@@ -126,7 +126,7 @@ class Predictor:
         elif self.arch == "vgg16":
             cam = gradcam.cam_from_fmap(fmap, self.dense_kernel, cls)
         elif getattr(self.backend, "head", None) is not None:
-            cam = gradcam.ablation_cam(fmap, self.backend.run_head, cls)
+            cam = gradcam.gradcam_fd(fmap, self.backend.run_head, cls)
         else:
             cam = gradcam.normalise(fmap.mean(axis=-1))  # last resort: activation energy
         return gradcam.clip_to_head(gradcam.place(cam, gray.shape, box), gray)

@@ -11,7 +11,7 @@ from inference import calibrate
 from inference.data import (Dataset, Sample, UnionFind, augment, foreground_box, grouped_split, make_split,
                             mirrored_vectors, near_duplicate_groups, network_grays, thumbnail_vectors, to_gray,
                             to_uint8, vgg_input)
-from inference.gradcam import ablation_cam, cam_from_fmap, cam_kernel, heatmap_to_png, place, upsample
+from inference.gradcam import ablation_cam, cam_from_fmap, cam_kernel, gradcam_fd, heatmap_to_png, place, upsample
 from inference.ood import OODGate, image_stats
 from inference.predict import CLASSES, SliceResult, aggregate
 
@@ -157,6 +157,8 @@ def test_cam_helpers_and_png():
     head = lambda f: np.einsum("nhwk,kc->nc", f, kernel) / 16.0  # noqa: E731
     abl = ablation_cam(fmap, head, 1)
     assert abl[3, 3] == 1.0 and abl[1, 2] == 0.0
+    # finite-difference Grad-CAM through a forward-only head equals Grad-CAM = CAM for a linear head
+    assert np.allclose(gradcam_fd(fmap, head, 0), cam, atol=1e-3)
     assert upsample(cam, (32, 32)).shape == (32, 32)
     # BN folding: gamma/sqrt(var+eps) scales rows of the kernel
     k = cam_kernel([np.array([2.0, 1.0]), np.zeros(2), np.zeros(2), np.array([1.0, 1.0]) - 1e-3, kernel, np.zeros(2)])

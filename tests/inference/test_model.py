@@ -105,3 +105,21 @@ def test_numpy_cam_equals_tf_gradcam(artifacts, sample_slices):
         _, ofmap = onnx_pred.backend(x)
         o_cam = gradcam.cam_from_fmap(ofmap[0], onnx_pred.dense_kernel, cls)
         assert np.corrcoef(o_cam.ravel(), np_cam.ravel())[0, 1] > 0.9
+
+
+def test_cnn_lstm_serving_heat_map_is_tf_gradcam(artifacts, sample_slices):
+    """CNN-LSTM: the ONNX path's finite-difference Grad-CAM (head.onnx only) equals TensorFlow's
+    Grad-CAM on the same map, and does not light the first row the BiLSTM reads."""
+    from inference import gradcam
+
+    keras_pred = Predictor.load("cnn_lstm", artifacts, runtime="keras")
+    onnx_pred = Predictor.load("cnn_lstm", artifacts, runtime="onnx")
+    for g, _ in sample_slices[:3]:
+        x = keras_pred.preprocess(keras_pred.network_grays(g)[0][None])
+        logits, _ = keras_pred.backend(x)
+        cls = int(logits[0].argmax())
+        tf_cam = gradcam.gradcam_tf(keras_pred.backend.model, x[0], cls)
+        _, ofmap = onnx_pred.backend(x)
+        fd_cam = gradcam.gradcam_fd(ofmap[0], onnx_pred.backend.run_head, cls)
+        assert np.corrcoef(tf_cam.ravel(), fd_cam.ravel())[0, 1] > 0.98
+        assert np.abs(tf_cam - fd_cam).max() < 0.1
