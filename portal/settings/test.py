@@ -18,6 +18,8 @@ ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 # Tests run tasks in-process unless a test starts real workers (tests/pipeline), which
 # point them at TEST_REDIS_URL explicitly; a stray REDIS_URL must not leak work to Redis.
 CELERY_TASK_ALWAYS_EAGER = True
+# An error in an in-process task fails the test instead of hiding in an EagerResult.
+CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_URL = "memory://"
 if os.environ.get("CELERY_WORKER_TEST"):
     # Set only on the `celery worker` processes that tests/pipeline starts.

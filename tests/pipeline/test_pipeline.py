@@ -203,8 +203,12 @@ class TestErrors:
         assert study.status == StudyStatus.FAILED
 
     def test_celery_task_retries_transient_error_and_recovers(self, monkeypatch, no_explanations):
-        """Eager task: first read fails (storage blip), the retry succeeds."""
+        """Eager task as in the embedded default (`make run`: eager, errors not propagated):
+        the first read fails (storage blip), Celery's retry runs it again and it succeeds."""
+        from portal.celery import app
         from scans import imaging
+
+        monkeypatch.setitem(app.conf, "task_eager_propagates", False)  # the test settings propagate
 
         real = imaging.slice_pixels
         calls = {"n": 0}
