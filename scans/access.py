@@ -11,11 +11,20 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
-from scans.models import Patient, Series, Slice, Study
+from scans.models import Patient, Review, Series, Slice, Study
 
 
 def get_study_for(user: Any, pk: int) -> Study:
     return get_object_or_404(Study.objects.visible_to(user).select_related("patient"), pk=pk)
+
+
+def get_signed_report_for(user: Any, pk: int) -> tuple[Study, Review]:
+    """A released study the user may see, with its latest signed review; 404 before sign-off."""
+    study = get_study_for(user, pk)
+    review = study.latest_review() if study.is_released else None
+    if review is None:
+        raise Http404
+    return study, review
 
 
 def get_patient_for(user: Any, pk: int) -> Patient:

@@ -2,8 +2,7 @@
 `api:study_report`: the latest signed version of a released study, 404 before sign-off."""
 from __future__ import annotations
 
-from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -11,15 +10,12 @@ from rest_framework.views import APIView
 from accounts import audit
 from hospital import fhir, results
 from portal.api.views import ActiveUser
+from scans.access import get_signed_report_for
 from scans.models import Review, Study
 
 
 def _signed(request: Request, pk: int) -> tuple[Study, Review]:
-    study = get_object_or_404(Study.objects.visible_to(request.user).released(), pk=pk)
-    review = study.latest_review()
-    if review is None:
-        raise Http404
-    return study, review
+    return get_signed_report_for(request.user, pk)
 
 
 class StudySR(APIView):

@@ -1,4 +1,5 @@
-"""REST API views. Every queryset goes through `visible_to(user)`, so an object the user
+"""REST API views. Every object is fetched through scans.access (single objects) or
+`visible_to(user)` (lists and DRF detail querysets), so an object the user
 may not see is a 404, exactly as in the HTML pages."""
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 from django.http import Http404
-from django.shortcuts import get_object_or_404
 from django.templatetags.static import static
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularSwaggerSplitView
@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from accounts import audit
 from portal.api import serializers as s
+from scans.access import get_signed_report_for, get_study_for
 from scans.models import Patient, Prediction, Series, Slice, Study, StudyStatus
 
 ERR = s.ErrorSerializer
@@ -150,10 +151,7 @@ class StudyReport(APIView):
 
     @extend_schema(responses={200: s.ReportSerializer, **AUTH_ERRORS, **NOT_FOUND})
     def get(self, request: Request, pk: int) -> Response:
-        study = get_object_or_404(Study.objects.visible_to(request.user).released(), pk=pk)
-        review = study.latest_review()
-        if review is None:
-            raise Http404
+        study, review = get_signed_report_for(request.user, pk)
         audit.record("api.report.view", request=request._request, obj=study, patient_id=study.patient_id,
                      version=review.version, via="api")
         return Response(s.ReportSerializer(s.ReportSerializer.build(study, review)).data)
@@ -176,7 +174,7 @@ class StudyNotes(APIView):
     def post(self, request: Request, pk: int) -> Response:
         from portal.workflow import review as review_service
 
-        study = get_object_or_404(Study.objects.visible_to(request.user), pk=pk)
+        study = get_study_for(request.user, pk)
         data = s.NoteCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
@@ -202,7 +200,7 @@ class StudyReviews(APIView):
     def post(self, request: Request, pk: int) -> Response:
         from portal.workflow import review as review_service
 
-        study = get_object_or_404(Study.objects.visible_to(request.user), pk=pk)
+        study = get_study_for(request.user, pk)
         data = s.SignOffSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         action = review_service.amend if study.is_released else review_service.sign_off
