@@ -45,6 +45,14 @@ def set_password_url(user: User, request: HttpRequest | None = None) -> str:
     return request.build_absolute_uri(path) if request is not None else path
 
 
+def invite_if(user: User, invite: bool, *, request: HttpRequest | None = None) -> bool:
+    """A new account's invitation (the set-password link), when the administrator asked for
+    it on either form (staff account, patient account). Returns whether it was sent."""
+    if invite:
+        send_set_password_link(user, request=request)
+    return invite
+
+
 def send_set_password_link(user: User, *, request: HttpRequest | None = None, reason: str = "invitation") -> None:
     """E-mail a one-time link to choose a password. It stops working once used, once the
     password changes otherwise, or after PASSWORD_RESET_TIMEOUT."""

@@ -95,11 +95,11 @@ def user_create(request: HttpRequest) -> HttpResponse:
         except services.AccountError as exc:
             form.add_error(None, str(exc))
         else:
-            if form.cleaned_data["send_invitation"]:
-                services.send_set_password_link(user, request=request)
-                messages.success(request, _("Account created and invitation sent to %(email)s.") % {"email": user.email})
+            if services.invite_if(user, form.cleaned_data["send_invitation"], request=request):
+                text = _("Account created and invitation sent to %(email)s.")
             else:
-                messages.success(request, _("Account created for %(email)s.") % {"email": user.email})
+                text = _("Account created for %(email)s.")
+            messages.success(request, text % {"email": user.email})
             return redirect("accounts:user_detail", pk=user.pk)
     return render(request, "accounts/user_form.html", {"form": form})
 

@@ -62,11 +62,11 @@ def patient_account_create(request: HttpRequest) -> HttpResponse:
         except services.AccountError as exc:
             form.add_error(None, str(exc))
         else:
-            if data["send_invitation"]:
-                services.send_set_password_link(user, request=request)
-                messages.success(request, _("Patient account created, linked and invited: %(email)s.") % {"email": user.email})
+            if services.invite_if(user, data["send_invitation"], request=request):
+                text = _("Patient account created, linked and invited: %(email)s.")
             else:
-                messages.success(request, _("Patient account created and linked: %(email)s.") % {"email": user.email})
+                text = _("Patient account created and linked: %(email)s.")
+            messages.success(request, text % {"email": user.email})
             return redirect("administration:patient_detail", pk=record.pk)
     return render(request, "administration/patient_account_form.html", {"form": form})
 
