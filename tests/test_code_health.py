@@ -25,3 +25,25 @@ def test_a_circle_through_a_function_level_import_is_found(tmp_path: Path):
     """))
     (package / "c.py").write_text("from . import a\n")
     assert circles(import_graph(tmp_path)) == [["portal.a", "portal.b"]]
+
+
+# The brief's direction of dependencies between apps (docs/architecture.md).
+ALLOWED_APP_IMPORTS = {
+    "portal": {"hospital", "scans", "accounts", "inference"},
+    "hospital": {"scans", "accounts"},
+    "scans": {"accounts"},
+    "accounts": set(),
+    "inference": set(),
+}
+
+
+def test_apps_depend_one_way():
+    graph = import_graph()
+    wrong = sorted(
+        (module, target)
+        for module, targets in graph.items()
+        for target in targets
+        if target.split(".")[0] != module.split(".")[0]
+        and target.split(".")[0] not in ALLOWED_APP_IMPORTS[module.split(".")[0]]
+    )
+    assert wrong == []
