@@ -30,8 +30,8 @@ def patient_ids_matching(text: str) -> list[int]:
 
 
 def client_ip(request: HttpRequest | None) -> str | None:
-    # The socket address only: X-Forwarded-For is client-controlled unless a trusted proxy
-    # sets it, and the reverse proxy in docker-compose overwrites REMOTE_ADDR itself.
+    # The socket address only: X-Forwarded-For is client-controlled, and gunicorn is reached
+    # directly (docker-compose has no reverse proxy in front of it).
     if request is None:
         return None
     return request.META.get("REMOTE_ADDR") or None

@@ -128,15 +128,15 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
 
-# Login lockout (django-axes). Keyed on the account name and the socket address: the
-# client-supplied X-Forwarded-For is never trusted unless a proxy count is configured.
+# Login lockout (django-axes). Keyed on the account name and the socket address (REMOTE_ADDR):
+# gunicorn is reached directly (compose has no reverse proxy), and the client-supplied
+# X-Forwarded-For is never read.
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_USERNAME_CALLABLE = "accounts.lockout.lockout_username"
 AXES_RESET_ON_SUCCESS = True
-AXES_IPWARE_PROXY_COUNT = env_int("AXES_PROXY_COUNT", 0) or None
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
 
 # --- Internationalisation -----------------------------------------------------------------
