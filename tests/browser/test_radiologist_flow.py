@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.core.files.base import ContentFile
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 from scans.models import Review, SlicePrediction, StudyStatus
 from tests.browser.conftest import log_in
@@ -132,11 +132,7 @@ def test_radiologist_overrides_and_signs_patient_sees_final_class(page, radiolog
     # The patient logs in and sees the radiologist's class, not the AI's.
     page.get_by_role("button", name="Log out").click()
     log_in(page, patient_alice.email)
-    try:
-        report_url = reverse("patient:report", args=[study.pk])
-    except NoReverseMatch:  # until the patient portal's report page lands
-        report_url = reverse("patient:home")
-    page.goto(report_url)
+    page.goto(reverse("patient:report", args=[study.pk]))
     body = page.locator("main").inner_text()
     assert "Meningioma" in body or "meningioma" in body
     assert "Glioma" not in body and "glioma" not in body
