@@ -164,7 +164,7 @@ class Bench:
         commit and time until the last prediction is stored."""
         from django.db import transaction
 
-        from portal.workflow.pipeline import start_processing
+        from portal.workflow.classification import start_processing
 
         patient = self.new_patient("tp")
         studies = []
@@ -261,7 +261,7 @@ def main() -> int:
         bench = Bench(args)
         load_before = os.getloadavg()
         results = bench.run()
-        from portal.workflow.pipeline import current_model_version
+        from portal.workflow.predictor import current_model_version
 
         results["setup"] = {
             "cpus": os.cpu_count(),

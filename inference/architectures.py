@@ -95,6 +95,17 @@ def build_vgg16(size: int = 112, weights: str | None = "hed", dropout: float = 0
 CNN_LSTM_WIDTHS = (16, 32, 64, 128)   # filters of the four encoder stages (1, 1, 2, 2 convs)
 
 
+def row_sequence_head(fmap, lstm_units: int, dropout: float):
+    """Map rows read top to bottom as a sequence by a BiLSTM -> Dense(4) logits (the CNN-LSTM head;
+    its layer names are what build_cnn_lstm_head and the exported head.onnx rely on)."""
+    rows, cols, ch = fmap.shape[1:]
+    seq = layers.Reshape((rows, cols * ch), name="rows_as_sequence")(fmap)
+    seq = layers.Dropout(dropout / 2, name="seq_dropout")(seq)
+    h = layers.Bidirectional(layers.LSTM(lstm_units), name="bilstm")(seq)
+    h = layers.Dropout(dropout, name="dropout")(h)
+    return layers.Dense(N_CLASSES, name="logits")(h)
+
+
 def build_cnn_lstm(size: int = 96, lstm_units: int = 96, dropout: float = 0.3,
                    widths: tuple[int, ...] = CNN_LSTM_WIDTHS) -> keras.Model:
     """Small conv encoder (4 stages, /16) whose feature-map rows a bidirectional LSTM reads top to
@@ -108,12 +119,7 @@ def build_cnn_lstm(size: int = 96, lstm_units: int = 96, dropout: float = 0.3,
             x = layers.ReLU(name=f"s{stage}_relu{k + 1}")(x)
         x = layers.MaxPooling2D(name=f"s{stage}_pool")(x)
     fmap = x
-    rows, cols, ch = fmap.shape[1:]
-    seq = layers.Reshape((rows, cols * ch), name="rows_as_sequence")(fmap)
-    seq = layers.Dropout(dropout / 2, name="seq_dropout")(seq)
-    h = layers.Bidirectional(layers.LSTM(lstm_units), name="bilstm")(seq)
-    h = layers.Dropout(dropout, name="dropout")(h)
-    logits = layers.Dense(N_CLASSES, name="logits")(h)
+    logits = row_sequence_head(fmap, lstm_units, dropout)
     return keras.Model(inp, [logits, fmap], name="cnn_lstm")
 
 
@@ -208,12 +214,7 @@ def build_cnn_lstm_v2(size: int = 224, encoder: str = "lite0", reduce: int = 128
     x = efficientnet_lite_features(lite_input_scaling(inp), encoder)
     x = layers.Conv2D(reduce, 1, use_bias=False, name="reduce_conv")(x)
     fmap = layers.ReLU(name="reduce_relu")(layers.BatchNormalization(name="reduce_bn")(x))
-    rows, cols, ch = fmap.shape[1:]
-    seq = layers.Reshape((rows, cols * ch), name="rows_as_sequence")(fmap)
-    seq = layers.Dropout(dropout / 2, name="seq_dropout")(seq)
-    h = layers.Bidirectional(layers.LSTM(lstm_units), name="bilstm")(seq)
-    h = layers.Dropout(dropout, name="dropout")(h)
-    logits = layers.Dense(N_CLASSES, name="logits")(h)
+    logits = row_sequence_head(fmap, lstm_units, dropout)
     return keras.Model(inp, [logits, fmap], name=f"cnn_lstm_{encoder}")
 
 

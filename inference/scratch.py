@@ -46,6 +46,35 @@ def _vgg_features(frozen: Callable[[np.ndarray], np.ndarray], grays: np.ndarray,
     return np.concatenate(out)
 
 
+def _cached_features(ds: Dataset, tr: np.ndarray, va: np.ndarray, frozen_model, cfg: dict, weights: str,
+                     variants: int, seed: int, cache_dir: Path | None, fp: str, log: Log
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The frozen part's outputs for val and for `variants` passes over train (the first clean, the
+    others augmented), computed once on ONNX Runtime and cached in cache_dir."""
+    size = cfg["size"]
+    tag = "" if cfg["cut"] == "block5_conv2" else f"_{cfg['cut']}"
+    cache = cache_dir / f"vgg16_{fp[:12]}_{size}_{Path(str(weights)).name}_{variants}_{seed}{tag}.npz" \
+        if cache_dir else None
+    if cache and cache.exists():
+        z = np.load(cache)
+        log(f"loaded cached block4 features {cache}")
+        return z["f_tr"], z["f_va"]
+    tmp = (cache_dir or Path("/tmp")) / f"frozen_{os.getpid()}.onnx"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    frozen = _onnx_runner(frozen_model, tmp)
+    rng = np.random.default_rng(seed)
+    f_va = _vgg_features(frozen, ds.resized(size, va), log, "val")
+    f_tr = []
+    for v in range(variants):
+        g = ds.resized(size, tr) if v == 0 else np.stack([resize_gray(augment(ds.grays[i], rng), size) for i in tr])
+        f_tr.append(_vgg_features(frozen, g, log, f"train variant {v + 1}/{variants}"))
+    f_tr = np.stack(f_tr)
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, f_tr=f_tr, f_va=f_va)
+    return f_tr, f_va
+
+
 def train_vgg16_cached(ds: Dataset, split: np.ndarray, cfg: dict, weights: str, variants: int, seed: int,
                  cache_dir: Path | None, fp: str, log: Log):  # cfg["cut"]: last frozen layer
     import keras
@@ -56,32 +85,7 @@ def train_vgg16_cached(ds: Dataset, split: np.ndarray, cfg: dict, weights: str, 
     full, frozen_model, head = build_vgg16(size, weights, cut=cfg["cut"])
     tr = np.nonzero(split == 0)[0]
     va = np.nonzero(split > 0)[0]
-    rng = np.random.default_rng(seed)
-
-    tag = "" if cfg["cut"] == "block5_conv2" else f"_{cfg['cut']}"
-    cache = cache_dir / f"vgg16_{fp[:12]}_{size}_{Path(str(weights)).name}_{variants}_{seed}{tag}.npz" \
-        if cache_dir else None
-    if not (cache and cache.exists()):
-        tmp = (cache_dir or Path("/tmp")) / f"frozen_{os.getpid()}.onnx"
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        frozen = _onnx_runner(frozen_model, tmp)
-    if cache and cache.exists():
-        z = np.load(cache)
-        f_tr, f_va = z["f_tr"], z["f_va"]
-        log(f"loaded cached block4 features {cache}")
-    else:
-        f_va = _vgg_features(frozen, ds.resized(size, va), log, "val")
-        f_tr = []
-        for v in range(variants):
-            if v == 0:
-                g = ds.resized(size, tr)
-            else:
-                g = np.stack([resize_gray(augment(ds.grays[i], rng), size) for i in tr])
-            f_tr.append(_vgg_features(frozen, g, log, f"train variant {v + 1}/{variants}"))
-        f_tr = np.stack(f_tr)
-        if cache:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(cache, f_tr=f_tr, f_va=f_va)
+    f_tr, f_va = _cached_features(ds, tr, va, frozen_model, cfg, weights, variants, seed, cache_dir, fp, log)
     y_tr, y_va = ds.labels[tr], ds.labels[va]
     cal = split[va] == 1
 

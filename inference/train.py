@@ -131,31 +131,15 @@ def _logits(model, ds: Dataset, idx: np.ndarray, arch: str, cfg: dict, chunk: in
     return np.concatenate(lgs)
 
 
-def finalize_model(model, arch: str, recipe: str, cfg: dict, ds: Dataset, split: np.ndarray, split_info: dict,
-                   fit: dict, out: Path, log: Log) -> dict:
-    """Temperature, metrics, ONNX + fp16 weights + metadata.json for a fitted model. The metrics here
-    are before the scope gate, which export fits on the served model (inference.fit_scope); the
-    shipped figures come from evaluate_model. `fit`: stages, seconds, hardware, weights_init, seed."""
+def _metadata(arch: str, recipe: str, cfg: dict, ds: Dataset, split_info: dict, fit: dict,
+              shipped: list[np.ndarray], temperature: float, metrics: dict) -> dict:
+    """metadata.json of a finalized model (the export adds files, sizes and the image check)."""
     import keras
 
-    va = np.nonzero(split > 0)[0]
-    y_va, cal = ds.labels[va], split[va] == 1
-    lg_va = _logits(model, ds, va, arch, cfg)
-    temperature = calibrate.fit_temperature(lg_va[cal], y_va[cal])
-    log(f"temperature {temperature:.3f} (fitted on val_cal, n={int(cal.sum())})")
-    every = np.ones(len(va), bool)
-    metrics = {name: split_metrics(lg_va[m], y_va[m], temperature, every[m])
-               for name, m in (("val_test", ~cal), ("val_cal", cal), ("val_all", every))}
-    log(f"metrics {json.dumps(metrics)}")
-
-    model.predict(np.zeros((1,) + tuple(model.input.shape[1:]), np.float32), verbose=0)
-    model.export(str(out / "model_fp32.onnx"), format="onnx", verbose=False)
-    shipped = [w.astype(np.float16) if w.dtype == np.float32 else w for w in model.get_weights()]
-    np.savez_compressed(out / "keras_weights_fp16.npz", *shipped)
     description, params = describe(arch, cfg, recipe)
     prefix = VERSION_PREFIX[arch] + ("-v2" if recipe == "v2" else "")
     fp = fingerprint(ds.samples)
-    meta = {
+    return {
         "name": arch,
         # date, data fingerprint and a digest of the weights: two runs of one day stay distinct
         "version": f"{prefix}-{time.strftime('%Y%m%d')}-{fp[:8]}-{weights_digest(shipped)}",
@@ -185,6 +169,28 @@ def finalize_model(model, arch: str, recipe: str, cfg: dict, ds: Dataset, split:
         "metrics": metrics, "metrics_note": "Keras fp32, before the scope gate (fitted at export)",
         "files": {"onnx_fp32": "model_fp32.onnx", "keras_weights": "keras_weights_fp16.npz"},
     }
+
+
+def finalize_model(model, arch: str, recipe: str, cfg: dict, ds: Dataset, split: np.ndarray, split_info: dict,
+                   fit: dict, out: Path, log: Log) -> dict:
+    """Temperature, metrics, ONNX + fp16 weights + metadata.json for a fitted model. The metrics here
+    are before the scope gate, which export fits on the served model (inference.fit_scope); the
+    shipped figures come from evaluate_model. `fit`: stages, seconds, hardware, weights_init, seed."""
+    va = np.nonzero(split > 0)[0]
+    y_va, cal = ds.labels[va], split[va] == 1
+    lg_va = _logits(model, ds, va, arch, cfg)
+    temperature = calibrate.fit_temperature(lg_va[cal], y_va[cal])
+    log(f"temperature {temperature:.3f} (fitted on val_cal, n={int(cal.sum())})")
+    every = np.ones(len(va), bool)
+    metrics = {name: split_metrics(lg_va[m], y_va[m], temperature, every[m])
+               for name, m in (("val_test", ~cal), ("val_cal", cal), ("val_all", every))}
+    log(f"metrics {json.dumps(metrics)}")
+
+    model.predict(np.zeros((1,) + tuple(model.input.shape[1:]), np.float32), verbose=0)
+    model.export(str(out / "model_fp32.onnx"), format="onnx", verbose=False)
+    shipped = [w.astype(np.float16) if w.dtype == np.float32 else w for w in model.get_weights()]
+    np.savez_compressed(out / "keras_weights_fp16.npz", *shipped)
+    meta = _metadata(arch, recipe, cfg, ds, split_info, fit, shipped, temperature, metrics)
     (out / "metadata.json").write_text(json.dumps(meta, indent=2))
     log(f"wrote {out}")
     return meta

@@ -50,10 +50,11 @@ class TestHappyPath:
         slice_results = list(prediction.slice_results.order_by("slice__order_index"))
         assert [sr.slice.order_index for sr in slice_results] == [0, 1, 2]
         assert set(slice_results[0].probabilities) == {"glioma", "meningioma", "notumor", "pituitary"}
-        for sr in slice_results:
-            if sr.heatmap:
-                with sr.heatmap.open("rb") as fh:
-                    assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+        # a heat map exactly for the slices the image check accepted, each a PNG
+        assert [bool(sr.heatmap) for sr in slice_results] == [sr.is_brain_mri for sr in slice_results]
+        for sr in (sr for sr in slice_results if sr.heatmap):
+            with sr.heatmap.open("rb") as fh:
+                assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
         study.refresh_from_db()
         assert study.status == StudyStatus.AWAITING_REVIEW
         assert no_explanations == [study.pk]
