@@ -5,8 +5,8 @@
 Runs the served model (ONNX) over the training part of the grouped split (every image not in
 split.json's val_cal or val_test) and over val_cal; fits the image-statistic ranges and the class
 means + shared covariance on the training part, sets the Mahalanobis threshold at `margin` × the
-larger `quantile`-th percentile of val_cal and of the training images scored by models fitted
-without their near-duplicate group (group 5-fold), and writes ARTIFACT_DIR/ood.npz (and the "ood" block of its
+`quantile`-th percentile of val_cal (with --out-of-group: the larger of that and the percentile of
+the training images scored by fits without their near-duplicate group, group 5-fold), and writes ARTIFACT_DIR/ood.npz (and the "ood" block of its
 metadata.json). val_test is never read. Reproducible: fixed fold seed.
 """
 from __future__ import annotations
@@ -73,10 +73,11 @@ def out_of_group_distances(features: np.ndarray, labels: np.ndarray, groups: np.
     return d2
 
 
-def fit(predictor, train: list[tuple[Path, int]], val_cal: list[tuple[Path, int]], shrinkage: float = DEFAULT_SHRINKAGE, quantile: float = DEFAULT_QUANTILE, margin: float = DEFAULT_MARGIN
-        ) -> tuple[OODGate, dict]:
-    """Class means and covariance on all training features; threshold = margin x the larger of the
-    `quantile`-th percentiles of val_cal and of the out-of-group training distances."""
+def fit(predictor, train: list[tuple[Path, int]], val_cal: list[tuple[Path, int]], shrinkage: float = DEFAULT_SHRINKAGE, quantile: float = DEFAULT_QUANTILE, margin: float = DEFAULT_MARGIN,
+        out_of_group: bool = False) -> tuple[OODGate, dict]:
+    """Class means and covariance on all training features; threshold = margin x the `quantile`-th
+    percentile of val_cal, or with `out_of_group` the larger of that and the out-of-group training
+    percentile (looser: fewer false refusals of unseen scans, fewer catches of other images)."""
     images = [load_rgb(p) for p, _ in train]
     stats_tr, maps_tr = network_outputs(predictor, images)
     labels = np.array([y for _, y in train])
@@ -86,16 +87,19 @@ def fit(predictor, train: list[tuple[Path, int]], val_cal: list[tuple[Path, int]
     gate = OODGate(lo, hi, means, precision, 1.0)
     stats_cal, maps_cal = network_outputs(predictor, [load_rgb(p) for p, _ in val_cal])
     d2 = gate.mahalanobis(pool_features(maps_cal))
-    oof = out_of_group_distances(feats_tr, labels, near_duplicate_group_ids(images), shrinkage)
+    oof = out_of_group_distances(feats_tr, labels, near_duplicate_group_ids(images), shrinkage) \
+        if out_of_group else np.full(1, np.nan)
     oof_q = float(np.nanpercentile(oof, quantile)) if np.isfinite(oof).any() else float("nan")
     gate.threshold = float(np.nanmax([np.percentile(d2, quantile), oof_q]) * margin)
     _, score = gate.score(stats_cal, maps_cal)
     report = {
         "file": "ood.npz",
         "mahalanobis_threshold": gate.threshold,
-        "threshold_rule": f"{margin} x the larger {quantile}th percentile of val_cal and of out-of-group training "
-                          f"Mahalanobis^2 (group 5-fold; min over class means, shared covariance shrunk {shrinkage:g} "
-                          "to identity) on GAP last-conv features; fitted by inference.fit_scope",
+        "threshold_rule": (f"{margin} x the larger {quantile}th percentile of val_cal and of out-of-group training "
+                           "Mahalanobis^2 (group 5-fold; " if out_of_group else
+                           f"{margin} x {quantile}th percentile of val_cal Mahalanobis^2 (")
+                          + f"min over class means, shared covariance shrunk {shrinkage:g} to identity) on GAP "
+                          "last-conv features; fitted by inference.fit_scope",
         "val_cal_percentile": float(np.percentile(d2, quantile)),
         "out_of_group_percentile": oof_q,
         "image_stat_ranges": {n: [float(a), float(b)] for n, a, b in zip(
@@ -108,7 +112,8 @@ def fit(predictor, train: list[tuple[Path, int]], val_cal: list[tuple[Path, int]
 
 
 def refit(model_dir: Path, root: Path | None = None, shrinkage: float = DEFAULT_SHRINKAGE,
-          quantile: float = DEFAULT_QUANTILE, margin: float = DEFAULT_MARGIN, write: bool = True) -> dict:
+          quantile: float = DEFAULT_QUANTILE, margin: float = DEFAULT_MARGIN, write: bool = True,
+          out_of_group: bool = False) -> dict:
     """Fit the gate of an artifact folder and (with `write`) save ood.npz and metadata.json's ood block.
     A folder without ood.npz yet (a fresh export) gets an accept-all placeholder first, so that the
     predictor loads; the fit itself never consults the gate."""
@@ -120,7 +125,7 @@ def refit(model_dir: Path, root: Path | None = None, shrinkage: float = DEFAULT_
                 np.inf).save(model_dir / "ood.npz")
     predictor = Predictor.load(model_dir.name, model_dir.parent)
     parts = split_parts(model_dir, Path(root or predictor.meta["data"]["root"]))
-    gate, report = fit(predictor, parts["train"], parts["val_cal"], shrinkage, quantile, margin)
+    gate, report = fit(predictor, parts["train"], parts["val_cal"], shrinkage, quantile, margin, out_of_group)
     if write:
         gate.save(model_dir / "ood.npz")
         meta_path = model_dir / "metadata.json"
@@ -139,9 +144,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quantile", type=float, default=DEFAULT_QUANTILE)
     ap.add_argument("--margin", type=float, default=DEFAULT_MARGIN)
     ap.add_argument("--dry-run", action="store_true", help="print the fit, write nothing")
+    ap.add_argument("--out-of-group", action="store_true",
+                    help="threshold also >= the out-of-group training percentile (used for cnn_lstm_v2)")
     a = ap.parse_args(argv)
     report = refit(Path(a.artifact_dir), Path(a.data) if a.data else None, a.shrinkage, a.quantile, a.margin,
-                   write=not a.dry_run)
+                   write=not a.dry_run, out_of_group=a.out_of_group)
     print(json.dumps(report, indent=1))
     if not a.dry_run:
         print(f"wrote {a.artifact_dir}/ood.npz and the ood block of its metadata.json")
