@@ -1,6 +1,6 @@
 """Heat-map variants of the CNN-LSTM compared on validation slices (docs/model-card.md, "Heat maps").
 
-    python benchmarks/heatmaps.py [--models-dir inference/artifacts] [--n 48] [--montage docs/heatmaps.jpg]
+    python benchmarks/heatmaps.py [--model cnn_lstm_v2] [--n 24] [--montage docs/heatmaps-cnn_lstm.jpg]
 
 Variants, all for the predicted class, placed back into the head crop:
   served_fd7  Grad-CAM on the 7x7 map by finite differences through the head (what ONNX serving computes)
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models-dir", default="inference/artifacts")
-    ap.add_argument("--model", default="cnn_lstm")
+    ap.add_argument("--model", default="cnn_lstm_v2", help="a CNN-LSTM v2 artifact (the 14x14 variant reads encoder block 10)")
     ap.add_argument("--n", type=int, default=48)
     ap.add_argument("--montage", help="write a JPEG montage of 4 tumour slices x variants")
     a = ap.parse_args(argv)
