@@ -138,7 +138,8 @@ class Predictor:
         for start in range(0, len(images), batch_size):
             chunk = [to_uint8(np.asarray(p)) for p in images[start:start + batch_size]]
             stats = np.stack([image_stats(p) for p in chunk])
-            prepared = [self.network_grays(p) for p in chunk]
+            full = [to_gray(p) for p in chunk]          # once per slice: the network view and the heat-map clip
+            prepared = [self.network_grays(g) for g in full]
             grays = np.stack([g for g, _ in prepared])
             x = self.preprocess(grays)
             logits, fmap = self.backend(x)
@@ -146,7 +147,7 @@ class Predictor:
             probs = calibrate.softmax(logits, self.temperature)
             for i, p in enumerate(chunk):
                 cls = int(probs[i].argmax())
-                hm = self._heatmap(x[i], fmap[i], cls, to_gray(p), prepared[i][1]) if heatmaps and is_mri[i] else None
+                hm = self._heatmap(x[i], fmap[i], cls, full[i], prepared[i][1]) if heatmaps and is_mri[i] else None
                 results.append(SliceResult(
                     probabilities={c: float(v) for c, v in zip(CLASSES, probs[i])},
                     label=CLASSES[cls] if is_mri[i] else None,

@@ -154,14 +154,11 @@ def keras_arrays(state: dict) -> dict[str, list[np.ndarray]]:
 def port_lite_weights(model, arrays: dict[str, list[np.ndarray]]) -> int:
     """Set every layer of `model` that the checkpoint names; returns how many were set. Raises if
     an encoder layer of the model is missing from the checkpoint or a shape disagrees."""
-    n = 0
-    for layer in model.layers:
-        if layer.name in arrays:
-            layer.set_weights([a.astype(np.float32) for a in arrays[layer.name]])
-            n += 1
-        elif layer.weights and (layer.name.startswith(("stem_", "block", "top_"))):
-            raise KeyError(f"no checkpoint weights for encoder layer {layer.name}")
-    return n
+    missing = [layer.name for layer in model.layers if layer.weights and layer.name not in arrays
+               and layer.name.startswith(("stem_", "block", "top_"))]
+    if missing:
+        raise KeyError(f"no checkpoint weights for encoder layer {missing[0]}")
+    return len(set_layers(model, arrays))
 
 
 def save_layer_arrays(arrays: dict[str, list[np.ndarray]], path: str | Path, int8: bool = False) -> None:

@@ -17,9 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from inference import calibrate
 from inference.data import Dataset, augment, network_grays, resize_gray, unit_input, vgg_input
-from inference.fit import Log, cosine_lr, fit_epochs
+from inference.fit import Log, cosine_lr, fit_epochs, val_scorer
 
 def _onnx_runner(model, path: Path) -> Callable[[np.ndarray], np.ndarray]:
     """The frozen part runs on ONNX Runtime: ~2x faster than TF predict on these CPUs."""
@@ -103,9 +102,7 @@ def train_vgg16_cached(ds: Dataset, split: np.ndarray, cfg: dict, weights: str, 
         x[flip] = x[flip][:, :, ::-1, :]
         return x, y_tr
 
-    def val_fn():
-        lg = train_model.predict(f_va[cal], verbose=0, batch_size=128)
-        return float(np.mean(lg.argmax(1) == y_va[cal])), calibrate.nll(lg, y_va[cal])
+    val_fn = val_scorer(lambda x: train_model.predict(x, verbose=0, batch_size=128), f_va[cal], y_va[cal])
 
     results = []
     if cfg["head_epochs"]:
@@ -203,9 +200,7 @@ def train_cnn_lstm_scratch(ds: Dataset, split: np.ndarray, cfg: dict, seed: int,
                       for k in range(len(tr))])
         return unit_input(g), y_tr
 
-    def val_fn():
-        lg = train_model.predict(x_va[cal], verbose=0, batch_size=128)
-        return float(np.mean(lg.argmax(1) == y_va[cal])), calibrate.nll(lg, y_va[cal])
+    val_fn = val_scorer(lambda x: train_model.predict(x, verbose=0, batch_size=128), x_va[cal], y_va[cal])
 
     lr_at = cosine_lr(cfg["lr"], cfg["epochs"]) if cfg["schedule"] == "cosine" else None
     res = fit_epochs(train_model, epoch_data, val_fn, cfg["epochs"], cfg["patience"], cfg["batch"], log,
