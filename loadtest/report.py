@@ -1,5 +1,8 @@
 """Turn locust's --csv statistics into the markdown table of docs/performance.md and say
-whether the targets are met: 0 errors, page p95 <= 300 ms, slice image p95 <= 150 ms."""
+whether the targets are met: 0 errors, page p95 <= 300 ms, slice image p95 <= 150 ms.
+
+Locust writes its percentiles rounded to two significant figures (so a p99 of "800" may stand
+for 797 ms, above the exact maximum); a percentile is therefore printed as at most the maximum."""
 from __future__ import annotations
 
 import csv
@@ -20,14 +23,15 @@ def main(stats_csv: str) -> int:
         name = row["Name"]
         if name == "Aggregated":
             name = "**All requests**"
-        p95 = float(row["95%"])
+        slowest = float(row["Max Response Time"])
+        p50, p95, p99 = (min(float(row[q]), slowest) for q in ("50%", "95%", "99%"))
         target = ""
         if name.startswith("page:") and p95 > PAGE_P95_MS or name.startswith("image: /scans/slices/[id]/image.png") and p95 > IMAGE_P95_MS:
             target = " ✗"
             ok = False
         lines.append(
             f"| {name}{target} | {row['Request Count']} | {row['Failure Count']} | {float(row['Requests/s']):.1f} "
-            f"| {row['50%']} | {row['95%']} | {row['99%']} | {float(row['Max Response Time']):.0f} |"
+            f"| {p50:.0f} | {p95:.0f} | {p99:.0f} | {slowest:.0f} |"
         )
     total = next(r for r in rows if r["Name"] == "Aggregated")
     errors = int(total["Failure Count"])
