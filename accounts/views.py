@@ -11,6 +11,7 @@ from typing import Callable
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.core.paginator import Paginator
+from django.forms import Form
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -83,23 +84,37 @@ def admin_home(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/admin_home.html", {"form": form, "page": _page(request, users)})
 
 
+def create_account_from_form(
+    request: HttpRequest, form: Form, create: Callable[[], User], *, invited_message: str, created_message: str
+) -> User | None:
+    """The end of both new-account forms (staff account, patient account): run `create`; when it
+    refuses (AccountError) put the reason on the form and return None. Otherwise send the
+    invitation when the form asked for it, tell the administrator which of the two messages
+    (each with %(email)s) applies, and return the new account."""
+    try:
+        user = create()
+    except services.AccountError as exc:
+        form.add_error(None, str(exc))
+        return None
+    invited = services.invite_if(user, form.cleaned_data["send_invitation"], request=request)
+    messages.success(request, (invited_message if invited else created_message) % {"email": user.email})
+    return user
+
+
 @admin_view("GET", "POST")
 def user_create(request: HttpRequest) -> HttpResponse:
     form = StaffAccountForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
-            user = services.create_account(
+        user = create_account_from_form(
+            request, form,
+            lambda: services.create_account(
                 email=form.cleaned_data["email"], full_name=form.cleaned_data["full_name"],
                 role=form.cleaned_data["role"], request=request,
-            )
-        except services.AccountError as exc:
-            form.add_error(None, str(exc))
-        else:
-            if services.invite_if(user, form.cleaned_data["send_invitation"], request=request):
-                text = _("Account created and invitation sent to %(email)s.")
-            else:
-                text = _("Account created for %(email)s.")
-            messages.success(request, text % {"email": user.email})
+            ),
+            invited_message=_("Account created and invitation sent to %(email)s."),
+            created_message=_("Account created for %(email)s."),
+        )
+        if user is not None:
             return redirect("accounts:user_detail", pk=user.pk)
     return render(request, "accounts/user_form.html", {"form": form})
 

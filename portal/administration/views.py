@@ -11,8 +11,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 
 from accounts import audit, services
-from accounts.models import Role
-from accounts.views import admin_view
+from accounts.models import Role, User
+from accounts.views import admin_view, create_account_from_form
 from portal.administration.forms import LinkAccountForm, PatientAccountForm, PatientFilterForm
 from scans.models import Patient
 
@@ -36,38 +36,35 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "administration/patient_detail.html", {"record": record, "link_form": LinkAccountForm()})
 
 
+def _create_linked_patient_account(request: HttpRequest, data: dict) -> User:
+    """A patient account linked to an existing record or to a new one, in one transaction."""
+    with transaction.atomic():
+        user = services.create_account(email=data["email"], full_name=data["full_name"], role=Role.PATIENT, request=request)
+        record = data["existing_record"]
+        if record is None:
+            record = Patient.objects.create(mrn=data["mrn"], full_name=data["full_name"], birth_date=data["birth_date"])
+            audit.record("admin.patient.create", request=request, obj=record, patient_id=record.pk, mrn=record.mrn)
+        # Lock the row: two administrators must not link the same record at once.
+        record = Patient.objects.select_for_update().get(pk=record.pk)
+        if record.user_id is not None:
+            raise services.AccountError(_("This record was linked to another account meanwhile."))
+        record.user = user  # also sets user.patient_record
+        record.save(update_fields=["user"])
+        audit.record("admin.patient.link", request=request, obj=record, patient_id=record.pk, user_id=user.pk)
+    return user
+
+
 @admin_view("GET", "POST")
 def patient_account_create(request: HttpRequest) -> HttpResponse:
     form = PatientAccountForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            with transaction.atomic():
-                user = services.create_account(
-                    email=data["email"], full_name=data["full_name"], role=Role.PATIENT, request=request
-                )
-                record = data["existing_record"]
-                if record is None:
-                    record = Patient.objects.create(
-                        mrn=data["mrn"], full_name=data["full_name"], birth_date=data["birth_date"]
-                    )
-                    audit.record("admin.patient.create", request=request, obj=record, patient_id=record.pk, mrn=record.mrn)
-                # Lock the row: two administrators must not link the same record at once.
-                record = Patient.objects.select_for_update().get(pk=record.pk)
-                if record.user_id is not None:
-                    raise services.AccountError(_("This record was linked to another account meanwhile."))
-                record.user = user
-                record.save(update_fields=["user"])
-                audit.record("admin.patient.link", request=request, obj=record, patient_id=record.pk, user_id=user.pk)
-        except services.AccountError as exc:
-            form.add_error(None, str(exc))
-        else:
-            if services.invite_if(user, data["send_invitation"], request=request):
-                text = _("Patient account created, linked and invited: %(email)s.")
-            else:
-                text = _("Patient account created and linked: %(email)s.")
-            messages.success(request, text % {"email": user.email})
-            return redirect("administration:patient_detail", pk=record.pk)
+        user = create_account_from_form(
+            request, form, lambda: _create_linked_patient_account(request, form.cleaned_data),
+            invited_message=_("Patient account created, linked and invited: %(email)s."),
+            created_message=_("Patient account created and linked: %(email)s."),
+        )
+        if user is not None:
+            return redirect("administration:patient_detail", pk=user.patient_record.pk)
     return render(request, "administration/patient_account_form.html", {"form": form})
 
 

@@ -303,32 +303,43 @@ def amend(request: HttpRequest, pk: int) -> HttpResponse:
     return _review_action(request, pk, amendment=True)
 
 
-@reporter_view("POST")
-def add_note(request: HttpRequest, pk: int) -> HttpResponse:
+def _panel_action(
+    request: HttpRequest, pk: int, *, form: str, anchor: str, run: Callable[[Any], object], done_message: str
+) -> HttpResponse:
+    """Run one review-panel action (`run(study)`: a note, an explanation draft) on a study.
+
+    On success: a message and back to the panel's anchor on the study page; on a ReviewError the
+    page is shown again with the error next to `form`.
+    """
     study = get_study_for(request.user, pk)
     try:
-        review_service.add_note(
+        run(study)
+    except review_service.ReviewError as error:
+        return _rerender_with_error(request, study, error, form)
+    messages.success(request, done_message)
+    return redirect(reverse("radiology:study", args=[study.pk]) + f"#{anchor}")
+
+
+@reporter_view("POST")
+def add_note(request: HttpRequest, pk: int) -> HttpResponse:
+    return _panel_action(
+        request, pk, form="note", anchor="notes", done_message=_("Note added."),
+        run=lambda study: review_service.add_note(
             study,
             user=request.user,
             text=request.POST.get("text", ""),
             for_patient=request.POST.get("for_patient") == "on",
             request=request,
-        )
-    except review_service.ReviewError as error:
-        return _rerender_with_error(request, study, error, "note")
-    messages.success(request, _("Note added."))
-    return redirect(reverse("radiology:study", args=[study.pk]) + "#notes")
+        ),
+    )
 
 
 @reporter_view("POST")
 def regenerate_explanation(request: HttpRequest, pk: int) -> HttpResponse:
-    study = get_study_for(request.user, pk)
-    try:
-        review_service.regenerate_explanation(study, user=request.user, request=request)
-    except review_service.ReviewError as error:
-        return _rerender_with_error(request, study, error, "explanation")
-    messages.success(request, _("A new draft explanation was requested."))
-    return redirect(reverse("radiology:study", args=[study.pk]) + "#explanation")
+    return _panel_action(
+        request, pk, form="explanation", anchor="explanation", done_message=_("A new draft explanation was requested."),
+        run=lambda study: review_service.regenerate_explanation(study, user=request.user, request=request),
+    )
 
 
 # --- Patient history --------------------------------------------------------------------------

@@ -41,6 +41,7 @@ def test_create_radiologist_sends_invitation_and_audits(admin_client, administra
     )
     user = User.objects.get(email="new.doc@example.org")
     assert response.status_code == 302 and user.role == "radiologist" and not user.has_usable_password()
+    assert response["Location"] == reverse("accounts:user_detail", args=[user.pk])
     assert AuditEvent.objects.filter(action="admin.user.create", actor=administrator, object_id=str(user.pk)).exists()
     assert AuditEvent.objects.filter(action="admin.user.set_password_link", object_id=str(user.pk)).exists()
     link = _link_from_outbox(user.email)
@@ -67,7 +68,7 @@ def test_create_patient_account_with_new_record(admin_client, administrator):
         {"email": "pat@example.org", "full_name": "Pat New", "mrn": "MRN-NEW-1", "send_invitation": "on"},
     )
     record = Patient.objects.get(mrn="MRN-NEW-1")
-    assert response.status_code == 302
+    assert response.status_code == 302 and response["Location"] == reverse("administration:patient_detail", args=[record.pk])
     assert record.user.email == "pat@example.org" and record.user.role == "patient"
     actions = set(AuditEvent.objects.filter(actor=administrator).values_list("action", flat=True))
     assert {"admin.user.create", "admin.patient.create", "admin.patient.link", "admin.user.set_password_link"} <= actions
@@ -89,7 +90,7 @@ def test_create_patient_account_for_existing_record_and_validation(admin_client,
         reverse("administration:patient_account_create"),
         {"email": "p2@example.org", "full_name": "P2", "existing_record": record.pk},
     )
-    assert ok.status_code == 302
+    assert ok.status_code == 302 and ok["Location"] == reverse("administration:patient_detail", args=[record.pk])
     record.refresh_from_db()
     assert record.user.email == "p2@example.org"
 
