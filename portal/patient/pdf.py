@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 from xml.sax.saxutils import escape
 
 from django.utils import formats, timezone
@@ -12,7 +13,8 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import Flowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from portal.patient.reports import Report
 from scans.errors import ScanError
@@ -96,8 +98,97 @@ def _datetime(value) -> str:
     return formats.date_format(timezone.localtime(value), "DATETIME_FORMAT")
 
 
+def _heading(text: str, styles: dict[str, ParagraphStyle]) -> Paragraph:
+    return Paragraph(escape(text), styles["h2"])
+
+
+def _signature(report: Report, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
+    """Title, identifiers, when and by whom it was signed, and the amended marker."""
+    story: list[Flowable] = [
+        Paragraph(escape(report.title or _("Your MRI report")), styles["title"]), _identifiers(report), Spacer(1, 3 * mm),
+    ]
+    story.append(Paragraph(escape(_("Report signed: %(date)s") % {"date": _date(report.first_signed_at)}), styles["body"]))
+    story.append(Paragraph(escape(_("Signed by %(name)s on %(when)s") % {"name": report.signed_by, "when": _datetime(report.signed_at)}), styles["body"]))
+    if report.amended:
+        story.append(
+            Paragraph(
+                escape(_("Amended report (version %(v)d), changed on %(date)s") % {"v": report.review.version, "date": _date(report.signed_at)}),
+                styles["marker"],
+            )
+        )
+    return story
+
+
+def _finding(report: Report, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
+    """The signed finding, or the result that the images could not be assessed."""
+    if report.assessable:
+        return [
+            Spacer(1, 4 * mm),
+            _heading(_("Finding"), styles),
+            Paragraph(escape(_("Final finding: %(label)s") % {"label": report.final_class_label}), styles["finding"]),
+        ]
+    return [
+        Spacer(1, 4 * mm),
+        _heading(_("Result"), styles),
+        Paragraph(escape(_("Result: %(label)s") % {"label": report.final_class_label}), styles["finding"]),
+        Paragraph(escape(_(
+            "The images from this visit could not be assessed, so this report gives no result. "
+            "Your care team will contact you about what happens next.")), styles["body"]),
+    ]
+
+
+def _texts(report: Report, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
+    """The radiologist's report text, the approved explanation (or the headline) and the notes
+    for the patient."""
+    story: list[Flowable] = []
+    if report.report_text:
+        story.append(_heading(_("Your radiologist's report"), styles))
+        story += _paragraphs(report.report_text, styles["body"])
+    story.append(_heading(_("What it means"), styles))
+    if report.explanation is not None:
+        story += _paragraphs(report.explanation.text, styles["body"])
+    else:
+        story.append(Paragraph(escape(report.headline), styles["body"]))
+        story.append(Paragraph(escape(_("Your doctor will explain this result and what happens next.")), styles["body"]))
+    if report.notes:
+        story.append(_heading(_("A note from your radiologist"), styles))
+        for note in report.notes:
+            story += _paragraphs(note.text, styles["body"])
+    return story
+
+
+def _key_slice(report: Report, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
+    image = _key_slice_image(report)
+    if image is None:
+        return []
+    # The heading and its picture share a page.
+    return [KeepTogether([_heading(_("A picture from your scan"), styles), image])]
+
+
+def _footer_drawer(report: Report) -> Callable[[Canvas, SimpleDocTemplate], None]:
+    """Draws the footer of every page: the not-a-medical-device note, the patient and the page."""
+    patient = report.study.patient
+    who = " · ".join(filter(None, [patient.full_name, _("MRN %(mrn)s") % {"mrn": patient.mrn}]))
+    footer = (
+        _("Checked and signed by a radiologist. Research software, not a medical device."),
+        _("Please discuss any questions with your doctor."),
+    )
+
+    def draw_footer(canvas: Canvas, document: SimpleDocTemplate) -> None:
+        canvas.saveState()
+        canvas.setFont("Helvetica", 8.5)
+        canvas.setFillColor(colors.HexColor("#4a4a4a"))
+        canvas.drawString(document.leftMargin, 12 * mm, footer[0])
+        canvas.drawString(document.leftMargin, 8 * mm, footer[1])
+        canvas.drawRightString(A4[0] - document.rightMargin, 12 * mm, who)
+        canvas.drawRightString(A4[0] - document.rightMargin, 8 * mm, _("Page %(n)d") % {"n": document.page})
+        canvas.restoreState()
+
+    return draw_footer
+
+
 def render_report_pdf(report: Report) -> bytes:
-    s = _styles()
+    styles = _styles()
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(
         buffer,
@@ -109,62 +200,7 @@ def render_report_pdf(report: Report) -> bytes:
         title=_("Your MRI report"),
         author=_("Brain MRI portal"),
     )
-    story: list = [Paragraph(escape(report.title or _("Your MRI report")), s["title"]), _identifiers(report), Spacer(1, 3 * mm)]
-    story.append(Paragraph(escape(_("Report signed: %(date)s") % {"date": _date(report.first_signed_at)}), s["body"]))
-    story.append(Paragraph(escape(_("Signed by %(name)s on %(when)s") % {"name": report.signed_by, "when": _datetime(report.signed_at)}), s["body"]))
-    if report.amended:
-        story.append(
-            Paragraph(
-                escape(_("Amended report (version %(v)d), changed on %(date)s") % {"v": report.review.version, "date": _date(report.signed_at)}),
-                s["marker"],
-            )
-        )
-    if report.assessable:
-        story += [Spacer(1, 4 * mm), Paragraph(escape(_("Finding")), s["h2"])]
-        story.append(Paragraph(escape(_("Final finding: %(label)s") % {"label": report.final_class_label}), s["finding"]))
-    else:
-        story += [Spacer(1, 4 * mm), Paragraph(escape(_("Result")), s["h2"])]
-        story.append(Paragraph(escape(_("Result: %(label)s") % {"label": report.final_class_label}), s["finding"]))
-        story.append(Paragraph(escape(_(
-            "The images from this visit could not be assessed, so this report gives no result. "
-            "Your care team will contact you about what happens next.")), s["body"]))
-
-    if report.report_text:
-        story.append(Paragraph(escape(_("Your radiologist's report")), s["h2"]))
-        story += _paragraphs(report.report_text, s["body"])
-
-    story.append(Paragraph(escape(_("What it means")), s["h2"]))
-    if report.explanation is not None:
-        story += _paragraphs(report.explanation.text, s["body"])
-    else:
-        story.append(Paragraph(escape(report.headline), s["body"]))
-        story.append(Paragraph(escape(_("Your doctor will explain this result and what happens next.")), s["body"]))
-
-    if report.notes:
-        story.append(Paragraph(escape(_("A note from your radiologist")), s["h2"]))
-        for note in report.notes:
-            story += _paragraphs(note.text, s["body"])
-
-    image = _key_slice_image(report)
-    if image is not None:  # the heading and its picture share a page
-        story.append(KeepTogether([Paragraph(escape(_("A picture from your scan")), s["h2"]), image]))
-
-    patient = report.study.patient
-    who = " · ".join(filter(None, [patient.full_name, _("MRN %(mrn)s") % {"mrn": patient.mrn}]))  # on every page
-    footer = (
-        _("Checked and signed by a radiologist. Research software, not a medical device."),
-        _("Please discuss any questions with your doctor."),
-    )
-
-    def draw_footer(canvas, document) -> None:  # on every page
-        canvas.saveState()
-        canvas.setFont("Helvetica", 8.5)
-        canvas.setFillColor(colors.HexColor("#4a4a4a"))
-        canvas.drawString(document.leftMargin, 12 * mm, footer[0])
-        canvas.drawString(document.leftMargin, 8 * mm, footer[1])
-        canvas.drawRightString(A4[0] - document.rightMargin, 12 * mm, who)
-        canvas.drawRightString(A4[0] - document.rightMargin, 8 * mm, _("Page %(n)d") % {"n": document.page})
-        canvas.restoreState()
-
+    story = _signature(report, styles) + _finding(report, styles) + _texts(report, styles) + _key_slice(report, styles)
+    draw_footer = _footer_drawer(report)
     doc.build(story, onFirstPage=draw_footer, onLaterPages=draw_footer)
     return buffer.getvalue()

@@ -223,6 +223,62 @@ def _refuse_if_off_finding(text: str, final_class: str, proposed: str) -> None:
     raise ExplanationError(message, proposed=proposed)
 
 
+def _edited_text(text: str | None, proposed: str) -> str:
+    """The radiologist's edit as it will be approved; an empty one is refused."""
+    edited_text = clean_text(text or "")
+    if not edited_text:
+        raise ExplanationError(
+            _("The patient explanation is empty. Nothing was signed: the explanation below is the proposed text; "
+              "read it and sign again."),
+            proposed=proposed,
+        )
+    return edited_text
+
+
+def _offline_draft(
+    study: Study, explanation: PatientExplanation | None, review: Review, proposed: str
+) -> PatientExplanation:
+    """A new offline DRAFT of the proposed text, for a review no draft was written for."""
+    reason = (
+        "No draft existed at sign-off; offline text used." if explanation is None else
+        f"Draft was written for {explanation.final_class or 'no class'}; offline text for the final class "
+        f"{review.final_class} used at sign-off."
+    )
+    return PatientExplanation.objects.create(
+        study=study, review=review, final_class=review.final_class, language=explanation_language(),
+        text=proposed, provider="offline", model="", flag_reason=reason, status=ExplanationStatus.DRAFT,
+    )
+
+
+def _as_draft(explanation: PatientExplanation) -> PatientExplanation:
+    """The explanation itself when it is a DRAFT. One approved with an earlier version (or
+    superseded) becomes an unsaved DRAFT copy, so the earlier version's record stays as it was."""
+    if explanation.status != ExplanationStatus.DRAFT:
+        explanation.pk = None
+        explanation._state.adding = True
+        explanation.status = ExplanationStatus.DRAFT
+        explanation.approved_by = None
+        explanation.approved_at = None
+    return explanation
+
+
+def _save_approved(explanation: PatientExplanation, *, review: Review, user: Any, edited_text: str | None) -> None:
+    """Save the explanation APPROVED with the review (with the radiologist's edit, if any) and
+    supersede every other draft or approved explanation of the study."""
+    if edited_text is not None:
+        explanation.text = edited_text
+        explanation.edited_by = user
+    explanation.final_class = review.final_class
+    explanation.review = review
+    explanation.status = ExplanationStatus.APPROVED
+    explanation.approved_by = user
+    explanation.approved_at = timezone.now()
+    explanation.save()
+    review.study.explanations.exclude(pk=explanation.pk).filter(
+        status__in=[ExplanationStatus.DRAFT, ExplanationStatus.APPROVED]
+    ).update(status=ExplanationStatus.SUPERSEDED)
+
+
 @transaction.atomic
 def approve_explanation(
     explanation: PatientExplanation | None, *, review: Review, user: Any, text: str | None = None
@@ -242,50 +298,15 @@ def approve_explanation(
         raise ExplanationError("The explanation belongs to another study.")
     proposed = proposed_text(study, explanation, review.final_class, review.decision)
     edited = is_edit(text, proposed)
-    if edited:
-        approved_text = clean_text(text or "")
-        if not approved_text:
-            raise ExplanationError(
-                _("The patient explanation is empty. Nothing was signed: the explanation below is the proposed text; "
-                  "read it and sign again."),
-                proposed=proposed,
-            )
-    else:
-        approved_text = proposed
+    approved_text = _edited_text(text, proposed) if edited else proposed
     _refuse_if_off_finding(approved_text, review.final_class, proposed)
 
     regenerated = not _written_for(explanation, review.final_class, review.decision)
     if regenerated:
-        reason = (
-            "No draft existed at sign-off; offline text used." if explanation is None else
-            f"Draft was written for {explanation.final_class or 'no class'}; offline text for the final class "
-            f"{review.final_class} used at sign-off."
-        )
-        explanation = PatientExplanation.objects.create(
-            study=study, review=review, final_class=review.final_class, language=explanation_language(),
-            text=proposed, provider="offline", model="", flag_reason=reason, status=ExplanationStatus.DRAFT,
-        )
-    elif explanation.status != ExplanationStatus.DRAFT:
-        # An explanation approved with an earlier version (or superseded) is copied, so the
-        # earlier version's record stays as it was.
-        explanation.pk = None
-        explanation._state.adding = True
-        explanation.status = ExplanationStatus.DRAFT
-        explanation.approved_by = None
-        explanation.approved_at = None
-
-    if edited:
-        explanation.text = approved_text
-        explanation.edited_by = user
-    explanation.final_class = review.final_class
-    explanation.review = review
-    explanation.status = ExplanationStatus.APPROVED
-    explanation.approved_by = user
-    explanation.approved_at = timezone.now()
-    explanation.save()
-    study.explanations.exclude(pk=explanation.pk).filter(
-        status__in=[ExplanationStatus.DRAFT, ExplanationStatus.APPROVED]
-    ).update(status=ExplanationStatus.SUPERSEDED)
+        explanation = _offline_draft(study, explanation, review, proposed)
+    else:
+        explanation = _as_draft(explanation)
+    _save_approved(explanation, review=review, user=user, edited_text=approved_text if edited else None)
     record(
         "explanation.approve",
         actor=user,

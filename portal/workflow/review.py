@@ -12,7 +12,7 @@ the unique (study, version) constraint is the backstop on databases without row 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -136,85 +136,128 @@ def _approve_explanation(
     return approved, edited
 
 
-def _write_version(
-    study: Study,
-    *,
-    user: Any,
-    decision: str,
-    final_class: str | None,
-    reason: str,
-    report_text: str,
-    explanation_text: str | None,
-    amendment: bool,
-    unassessable_reason: str = "",
-    request: Any = None,
-) -> SignOffResult:
-    _require_reporter(user)
-    reason = _clean_text(reason, _("Reason"))
-    report_text = _clean_text(report_text, _("Report"))
-    if explanation_text is not None:
-        explanation_text = _clean_text(explanation_text, _("Explanation"))
-    if amendment and not reason:
-        raise ReviewError(_("An amendment needs a reason."))
+@dataclass(frozen=True)
+class _Submission:
+    """What the radiologist submitted for the next version of the report."""
 
+    decision: str
+    final_class: str | None
+    reason: str
+    report_text: str
+    explanation_text: str | None
+    unassessable_reason: str
+
+
+def _cleaned(submission: _Submission, *, amendment: bool) -> _Submission:
+    """The submission with its texts stripped and length-checked; an amendment needs a reason."""
+    explanation_text = submission.explanation_text
+    cleaned = replace(
+        submission,
+        reason=_clean_text(submission.reason, _("Reason")),
+        report_text=_clean_text(submission.report_text, _("Report")),
+        explanation_text=None if explanation_text is None else _clean_text(explanation_text, _("Explanation")),
+    )
+    if amendment and not cleaned.reason:
+        raise ReviewError(_("An amendment needs a reason."))
+    return cleaned
+
+
+def _check_state(locked: Study, *, amendment: bool) -> None:
+    """Refuse (409) unless the study may take this version: an amendment only for a released
+    report, a first sign-off only for a study awaiting review."""
+    if amendment:
+        if not locked.is_released:
+            raise ReviewError(_("Only a signed report can be amended; sign it off first."), status=409)
+    elif locked.status != StudyStatus.AWAITING_REVIEW:
+        if locked.is_released:
+            raise ReviewError(_("This report is already signed: changes go through an amendment."), status=409)
+        raise ReviewError(
+            _("This study is not awaiting review (status: %(status)s).") % {"status": locked.get_status_display()},
+            status=409,
+        )
+
+
+def _resolved(submission: _Submission, prediction: Prediction | None) -> _Submission:
+    """The submission with its decision checked and its final class settled (_resolve_decision)."""
+    decision, final_class, unassessable_reason = _resolve_decision(
+        prediction, submission.decision, submission.final_class, submission.reason, submission.unassessable_reason
+    )
+    return replace(submission, decision=decision, final_class=final_class, unassessable_reason=unassessable_reason)
+
+
+def _create_review(
+    locked: Study, submission: _Submission, *, version: int, prediction: Prediction | None, user: Any
+) -> Review:
+    """Insert the new signed version; a concurrent sign-off of the same version is refused (409)."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            return Review.objects.create(
+                study=locked, version=version, prediction=prediction, author=user, created_at=now, signed_at=now,
+                decision=submission.decision, final_class=submission.final_class,
+                unassessable_reason=submission.unassessable_reason,
+                reason=submission.reason, report_text=submission.report_text,
+            )
+    except IntegrityError as exc:
+        raise ReviewError(_("Someone else signed this study at the same moment; reload the page."), status=409) from exc
+
+
+def _audit_version(
+    review: Review,
+    *,
+    previous: Review | None,
+    explanation: PatientExplanation,
+    edited: bool,
+    addendum: int,
+    amendment: bool,
+    user: Any,
+    request: Any,
+) -> None:
+    """The audit row of a sign-off ("review.sign_off") or amendment ("review.amend")."""
+    prediction = review.prediction
+    record(
+        "review.amend" if amendment else "review.sign_off",
+        request=request,
+        actor=user,
+        obj=review,
+        patient_id=review.study.patient_id,
+        study_id=review.study.pk,
+        version=review.version,
+        decision=review.decision,
+        final_class=review.final_class,
+        unassessable_reason=review.unassessable_reason,
+        ai_class=prediction.label if prediction else None,
+        ai_model_version=prediction.model_version if prediction else None,
+        previous_version=previous.version if previous else None,
+        previous_final_class=previous.final_class if previous else None,
+        explanation_id=explanation.pk,
+        explanation_edited=edited,
+        covers_new_images=addendum,
+    )
+
+
+def _write_version(
+    study: Study, submission: _Submission, *, user: Any, amendment: bool, request: Any = None
+) -> SignOffResult:
+    """Sign the next version of the study's report (the first sign-off, or an amendment) with
+    its approved explanation, all in one transaction on the locked study."""
+    _require_reporter(user)
+    submission = _cleaned(submission, amendment=amendment)
     with transaction.atomic():
         locked = Study.objects.select_for_update().get(pk=study.pk)
-        if amendment:
-            if not locked.is_released:
-                raise ReviewError(_("Only a signed report can be amended; sign it off first."), status=409)
-        elif locked.status != StudyStatus.AWAITING_REVIEW:
-            if locked.is_released:
-                raise ReviewError(_("This report is already signed: changes go through an amendment."), status=409)
-            raise ReviewError(
-                _("This study is not awaiting review (status: %(status)s).") % {"status": locked.get_status_display()},
-                status=409,
-            )
+        _check_state(locked, amendment=amendment)
         prediction = locked.primary_prediction()
-        decision, final_class, unassessable_reason = _resolve_decision(
-            prediction, decision, final_class, reason, unassessable_reason
-        )
+        submission = _resolved(submission, prediction)
         version = (locked.reviews.aggregate(v=Max("version"))["v"] or 0) + 1
         previous = locked.latest_review()
         # Images held as an addendum (scans.addendum): this version covers and releases them.
         addendum = locked.new_images_after_sign_off().count() if amendment else 0
-        now = timezone.now()
-        try:
-            with transaction.atomic():
-                review = Review.objects.create(
-                    study=locked,
-                    version=version,
-                    prediction=prediction,
-                    decision=decision,
-                    final_class=final_class,
-                    unassessable_reason=unassessable_reason,
-                    reason=reason,
-                    report_text=report_text,
-                    author=user,
-                    created_at=now,
-                    signed_at=now,
-                )
-        except IntegrityError as exc:
-            raise ReviewError(_("Someone else signed this study at the same moment; reload the page."), status=409) from exc
+        review = _create_review(locked, submission, version=version, prediction=prediction, user=user)
         locked.transition_to(StudyStatus.AMENDED if amendment else StudyStatus.SIGNED)
-        explanation, edited = _approve_explanation(locked, review, user, explanation_text)
-        record(
-            "review.amend" if amendment else "review.sign_off",
-            request=request,
-            actor=user,
-            obj=review,
-            patient_id=locked.patient_id,
-            study_id=locked.pk,
-            version=version,
-            decision=decision,
-            final_class=final_class,
-            unassessable_reason=unassessable_reason,
-            ai_class=prediction.label if prediction else None,
-            ai_model_version=prediction.model_version if prediction else None,
-            previous_version=previous.version if previous else None,
-            previous_final_class=previous.final_class if previous else None,
-            explanation_id=explanation.pk,
-            explanation_edited=edited,
-            covers_new_images=addendum,
+        explanation, edited = _approve_explanation(locked, review, user, submission.explanation_text)
+        _audit_version(
+            review, previous=previous, explanation=explanation, edited=edited, addendum=addendum,
+            amendment=amendment, user=user, request=request,
         )
         transaction.on_commit(lambda: notify_report_ready(review, request=request))
         # Receivers act in this transaction (portal.workflow.pacs queues the SR and key image).
@@ -237,18 +280,8 @@ def sign_off(
 ) -> SignOffResult:
     """First sign-off: version 1, AWAITING_REVIEW → SIGNED, explanation approved. Refused for
     a study in any other state (a released one changes only through `amend`)."""
-    return _write_version(
-        study,
-        user=user,
-        decision=decision,
-        final_class=final_class,
-        reason=reason,
-        report_text=report_text,
-        explanation_text=explanation_text,
-        unassessable_reason=unassessable_reason,
-        amendment=False,
-        request=request,
-    )
+    submission = _Submission(decision, final_class, reason, report_text, explanation_text, unassessable_reason)
+    return _write_version(study, submission, user=user, amendment=False, request=request)
 
 
 # The brief's other name for the same step: a decision is saved by signing it.
@@ -269,18 +302,8 @@ def amend(
 ) -> SignOffResult:
     """A new version of a released report (SIGNED/AMENDED → AMENDED). The reason is required
     and recorded on the new version; earlier versions are kept unchanged."""
-    return _write_version(
-        study,
-        user=user,
-        decision=decision,
-        final_class=final_class,
-        reason=reason,
-        report_text=report_text,
-        explanation_text=explanation_text,
-        unassessable_reason=unassessable_reason,
-        amendment=True,
-        request=request,
-    )
+    submission = _Submission(decision, final_class, reason, report_text, explanation_text, unassessable_reason)
+    return _write_version(study, submission, user=user, amendment=True, request=request)
 
 
 # --- Notes ------------------------------------------------------------------------------------
