@@ -46,7 +46,8 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     from scans import imaging
-    from scans.ingest import import_files, sources_from_path
+    from scans.ingest import import_files
+    from scans.ingest_files import sources_from_path
     from scans.models import Patient, Slice
 
     from scans.models import Series, Study

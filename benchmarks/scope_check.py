@@ -46,7 +46,7 @@ KINDS = (
 def dwi_slices() -> list[np.ndarray]:
     import pydicom
 
-    from scans.dicom import apply_window, auto_window, modality_values
+    from scans.dicom_pixels import apply_window, auto_window, modality_values
 
     out = []
     for path in sorted(DWI.glob("*.dcm")):

@@ -31,7 +31,7 @@ def main() -> None:
 
     django.setup()
     from inference.predict import DEFAULT_MODELS_DIR, Predictor
-    from scans.dicom import natural_key
+    from scans.ingest_files import natural_key
     from scans.imaging import load_display_pixels
 
     folder = Path(args.folder)

@@ -34,6 +34,7 @@ from pynetdicom import AE, AllStoragePresentationContexts, ALL_TRANSFER_SYNTAXES
 from pynetdicom.sop_class import Verification
 
 from scans import dicom
+from scans.dicom_read import SkipFile
 from scans.errors import ScanError
 
 log = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ class Listener:
         sop = str(event.request.AffectedSOPInstanceUID)
         try:
             dicom.parse(data, f"{sop}.dcm")
-        except dicom.SkipFile as skip:
+        except SkipFile as skip:
             return _failure(STATUS_CANNOT_UNDERSTAND, skip.reason)
         except ScanError as exc:
             return _failure(STATUS_CANNOT_UNDERSTAND, exc.message)

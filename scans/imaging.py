@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from scans import dicom
+from scans import dicom_pixels, dicom_read
 from scans.errors import CorruptFile, IntegrityError, ScanError
 from scans.validation import DICOM, JPEG, PNG, open_raster, sniff
 
@@ -133,15 +133,15 @@ def read_verified(file_field: Any, expected_sha256: str, label: str = "") -> byt
 def _decode_bytes(data: bytes, filename: str, frame_index: int = 0) -> Decoded:
     kind = sniff(data[:512], filename)
     if kind == DICOM:
-        ds = dicom.read_dataset(data, filename)
-        with dicom.corrupt_on_error(filename):
-            dicom.validate_image_header(ds, filename)
-            frames = dicom.decode_checked(ds, filename)
+        ds = dicom_read.read_dataset(data, filename)
+        with dicom_read.corrupt_on_error(filename):
+            dicom_read.validate_image_header(ds, filename)
+            frames = dicom_pixels.decode_checked(ds, filename)
             if frame_index >= frames.shape[0]:
                 raise CorruptFile(filename, f"frame {frame_index} does not exist")
-            values = dicom.modality_values(ds, frames[frame_index])
-        center, width = dicom.window_from_tags(ds)
-        for tag in dicom.PIXEL_TAGS:
+            values = dicom_pixels.modality_values(ds, frames[frame_index])
+        center, width = dicom_pixels.window_from_tags(ds)
+        for tag in dicom_pixels.PIXEL_TAGS:
             if tag in ds:
                 del ds[tag]
         return Decoded(np.ascontiguousarray(values), ds, center, width)
@@ -167,9 +167,9 @@ def _decoded_for(slice_obj: Any) -> Decoded:
 def _display(decoded: Decoded, center: float | None, width: float | None, *, explicit: bool) -> np.ndarray:
     if decoded.dataset is None:
         if explicit and center is not None and width is not None:
-            return dicom.apply_window(decoded.values, center, width)
+            return dicom_pixels.apply_window(decoded.values, center, width)
         return decoded.values.astype(np.uint8)
-    return dicom.to_display(decoded.dataset, decoded.values, center, width, explicit=explicit)
+    return dicom_pixels.to_display(decoded.dataset, decoded.values, center, width, explicit=explicit)
 
 
 def slice_pixels(slice_obj: Any) -> np.ndarray:

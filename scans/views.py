@@ -17,7 +17,7 @@ from accounts.audit import record
 from scans import imaging
 from scans.access import get_series_for, get_slice_for, require_clinical_staff
 from scans.deid import UidMapper, deidentify_dataset, pseudonym
-from scans.dicom import header_tags
+from scans.dicom_read import header_tags
 from scans.errors import ScanError
 from scans.models import SlicePrediction, SourceFormat
 

@@ -14,7 +14,8 @@ from django.urls import reverse
 from PIL import Image
 
 from scans.errors import TooLarge, UnsupportedFileType
-from scans.ingest import Source, import_files
+from scans.ingest import import_files
+from scans.ingest_files import Source
 from scans.models import Patient, Slice
 
 pytestmark = pytest.mark.django_db

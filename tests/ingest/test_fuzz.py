@@ -8,9 +8,10 @@ import random
 import pytest
 from pydicom.uid import RLELossless
 
-from scans.dicom import SkipFile
+from scans.dicom_read import SkipFile
 from scans.errors import ScanError
-from scans.ingest import _parse, as_source
+from scans.ingest_files import as_source
+from scans.ingest_parse import parse_file
 from tests.ingest import builders as b
 
 
@@ -35,7 +36,7 @@ def test_mutated_files_fail_cleanly(seed, settings):
             data = data[: rng.randrange(start + 1, len(data))]
         name = f"fuzz{i}.bin"
         try:
-            _parse(as_source((name, bytes(data))))
+            parse_file(as_source((name, bytes(data))))
             outcomes["ok"] += 1
         except (ScanError, SkipFile) as exc:
             assert exc.filename == name

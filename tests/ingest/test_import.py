@@ -224,11 +224,11 @@ def test_same_study_cannot_be_attached_to_a_second_patient(media):
 
 
 def test_failure_midway_removes_files_already_written(media, monkeypatch):
-    from scans import ingest
+    from scans import ingest_storage
 
     patient = make_patient(mrn="MRN-TEST")
     calls = {"n": 0}
-    original = ingest._Writer.save
+    original = ingest_storage.StorageWriter.save
 
     def failing_save(self, item):
         calls["n"] += 1
@@ -236,7 +236,7 @@ def test_failure_midway_removes_files_already_written(media, monkeypatch):
             raise OSError("disk full")
         return original(self, item)
 
-    monkeypatch.setattr(ingest._Writer, "save", failing_save)
+    monkeypatch.setattr(ingest_storage.StorageWriter, "save", failing_save)
     with pytest.raises(OSError):
         import_files(b.series_files(5), patient=patient)
     assert Slice.objects.count() == 0 and Series.objects.count() == 0 and Study.objects.count() == 0

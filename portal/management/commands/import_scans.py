@@ -20,7 +20,7 @@ from django.db import transaction
 from portal.workflow.dispatch import unsent_messages
 from portal.workflow.ingest import submit_upload
 from scans.errors import ScanError
-from scans.ingest import sources_from_path
+from scans.ingest_files import sources_from_path
 from scans.models import Patient, Series
 
 
