@@ -1,32 +1,31 @@
-"""Signed studies for tests: a Review with signed_at and the explanation approved through the
-real service (offline provider unless settings say otherwise)."""
+"""Signed studies for tests, through the real sign-off service (portal.workflow.review):
+the same checks, audit rows and explanation approval as a radiologist's sign-off
+(offline explanation provider unless settings say otherwise)."""
 from __future__ import annotations
 
-from django.utils import timezone
+from portal.workflow import review as review_service
+from portal.workflow.explanations import draft_explanation
+from scans.models import PatientExplanation, Review, ReviewDecision
 
-from portal.workflow.explanations import approve_explanation, draft_explanation
-from scans.models import Review, StudyStatus
 
-
-def sign(study, author, *, final_class=None, decision="confirm", reason="", text=None, draft=True, when=None):
-    """Sign the next version of the study's report; returns (review, approved explanation)."""
-    prediction = study.series.first().predictions.first()
-    version = study.reviews.count() + 1
-    if final_class is None:
-        final_class = prediction.label
-    if decision == "override" and not reason:
+def sign(
+    study,
+    author,
+    *,
+    final_class: str | None = None,
+    decision: str = ReviewDecision.CONFIRM,
+    reason: str = "",
+    text: str | None = None,
+    draft: bool = True,
+) -> tuple[Review, PatientExplanation]:
+    """Sign the study's report: the first sign-off (drafting the explanation first unless
+    draft=False), or an amendment once it is released. An override without a reason gets one.
+    Returns (review, approved explanation)."""
+    if decision == ReviewDecision.OVERRIDE and not reason:
         reason = "Radiologist disagrees"
-    explanation = draft_explanation(study) if draft and version == 1 else study.explanations.order_by("-created_at").first()
-    review = Review.objects.create(
-        study=study,
-        version=version,
-        prediction=prediction,
-        decision=decision,
-        final_class=final_class,
-        reason=reason,
-        author=author,
-        signed_at=when or timezone.now(),
-    )
-    study.transition_to(StudyStatus.SIGNED if version == 1 else StudyStatus.AMENDED)
-    approved = approve_explanation(explanation, review=review, user=author, text=text)
-    return review, approved
+    first = not study.reviews.exists()
+    if draft and first:
+        draft_explanation(study)
+    write = review_service.sign_off if first else review_service.amend
+    result = write(study, user=author, decision=decision, final_class=final_class, reason=reason, explanation_text=text)
+    return result.review, result.explanation
