@@ -1,18 +1,16 @@
-"""Draft → approve → shown: the release rule for patient explanations."""
+"""Drafting patient explanations: providers, checks, supersession, the explain job. Their approval
+with the signed review is tested through the real sign-off in tests/radiology/test_review_service.py."""
 import pytest
 
-from accounts.models import AuditEvent
 from portal.workflow.explanations import (
     ExplanationError,
     approve_explanation,
-    approved_explanation_for,
     draft_explanation,
 )
 from scans.models import ExplanationStatus, PatientExplanation, Review
 from tests.factories import make_patient, make_study
 from tests.fakes.fixtures import gemini_config
 from tests.fakes.llm_servers import Reply
-from tests.patient.builders import sign
 
 pytestmark = pytest.mark.django_db
 
@@ -37,59 +35,6 @@ def test_nothing_to_explain_for_a_study_that_is_not_a_brain_mri():
     study = make_study(make_patient(), label="")
     assert draft_explanation(study) is None
     assert not study.explanations.exists()
-
-
-def test_a_draft_is_not_shown_until_approved_with_the_signed_review(study, radiologist):
-    draft_explanation(study)
-    assert approved_explanation_for(study) is None
-    review, approved = sign(study, radiologist, draft=False)
-    assert approved.status == ExplanationStatus.APPROVED
-    assert approved.review == review and approved.approved_by == radiologist and approved.approved_at
-    assert approved_explanation_for(study) == approved
-    assert AuditEvent.objects.filter(action="explanation.approve", object_id=str(approved.pk)).exists()
-
-
-def test_confirmed_result_approves_the_draft_itself(study, radiologist):
-    draft = draft_explanation(study)
-    _, approved = sign(study, radiologist, draft=False)
-    assert approved.pk == draft.pk
-    assert approved.text == draft.text and approved.edited_by is None
-
-
-def test_override_regenerates_for_the_final_class_unless_edited(study, radiologist):
-    draft = draft_explanation(study)
-    _, approved = sign(study, radiologist, final_class="meningioma", decision="override", draft=False)
-    assert approved.pk != draft.pk
-    assert approved.final_class == "meningioma" and approved.provider == "offline"
-    assert "meningioma" in approved.text and "glioma" not in approved.text
-    assert "did not agree" in approved.text  # worded for an overridden result
-    draft.refresh_from_db()
-    assert draft.status == ExplanationStatus.SUPERSEDED
-    assert study.explanations.filter(status=ExplanationStatus.APPROVED).count() == 1
-
-
-def test_radiologist_edit_is_kept(study, radiologist):
-    draft_explanation(study)
-    edited = "Your scan shows a pituitary tumour. I will explain what this means when we meet."
-    _, approved = sign(study, radiologist, final_class="pituitary", decision="override", text=edited, draft=False)
-    assert approved.text == edited
-    assert approved.edited_by == radiologist and approved.final_class == "pituitary"
-
-
-def test_no_draft_at_sign_off_gets_the_offline_text(study, radiologist):
-    review = Review.objects.create(study=study, version=1, decision="confirm", final_class="glioma", author=radiologist)
-    approved = approve_explanation(None, review=review, user=radiologist)
-    assert approved.status == ExplanationStatus.APPROVED and "glioma" in approved.text
-
-
-def test_amendment_shows_only_the_explanation_of_the_latest_version(study, radiologist):
-    draft_explanation(study)
-    _, first = sign(study, radiologist, draft=False)
-    review2, second = sign(study, radiologist, final_class="notumor", decision="override", reason="Artefact")
-    first.refresh_from_db()
-    assert first.status == ExplanationStatus.SUPERSEDED  # the record stays, no longer shown
-    assert second.review == review2 and "no tumour" in second.text.lower()
-    assert approved_explanation_for(study) == second
 
 
 def test_approving_an_explanation_of_another_study_is_refused(study, radiologist):

@@ -7,6 +7,7 @@ import pytest
 from django.db import connection
 
 from accounts.models import AuditEvent
+from portal.workflow.explanations import approved_explanation_for, draft_explanation
 from portal.workflow.review import ReviewError, add_note, amend, sign_off
 from scans.models import ClinicalNote, ExplanationStatus, Prediction, Review, Study, StudyStatus
 from tests.factories import make_study
@@ -167,8 +168,6 @@ def test_concurrent_sign_offs_make_one_version(postgres, alice_record, radiologi
 
 
 def _draft(study):
-    from portal.workflow.explanations import draft_explanation
-
     draft = draft_explanation(study)
     assert draft is not None and draft.status == ExplanationStatus.DRAFT
     return draft
@@ -176,20 +175,31 @@ def _draft(study):
 
 def test_sign_off_approves_the_draft_unchanged(study, radiologist):
     draft = _draft(study)
+    assert approved_explanation_for(study) is None  # a draft is not shown until a sign-off approves it
     result = sign_off(study, user=radiologist, decision="confirm", explanation_text=draft.text + "\n")
     approved = result.explanation
     assert approved.pk == draft.pk and approved.status == ExplanationStatus.APPROVED
-    assert approved.review == result.review and approved.approved_by == radiologist
+    assert approved.review == result.review and approved.approved_by == radiologist and approved.approved_at
     assert approved.text == draft.text and approved.edited_by is None
+    assert approved_explanation_for(study) == approved
     assert AuditEvent.objects.get(action="review.sign_off").detail["explanation_edited"] is False
+    assert AuditEvent.objects.filter(action="explanation.approve", object_id=str(approved.pk)).exists()
 
 
-def test_sign_off_keeps_the_radiologists_edit(study, radiologist):
+@pytest.mark.parametrize(
+    "decision, final_class, text",
+    [
+        ("confirm", None, "Your scan shows a growth called a glioma. Please discuss the next steps with your doctor."),
+        ("override", "pituitary", "Your scan shows a pituitary tumour. I will explain what this means when we meet."),
+    ],
+)
+def test_sign_off_keeps_the_radiologists_edit(study, radiologist, decision, final_class, text):
     _draft(study)
-    text = "Your scan shows a growth called a glioma. Please discuss the next steps with your doctor."
-    approved = sign_off(study, user=radiologist, decision="confirm", explanation_text=text).explanation
+    approved = sign_off(
+        study, user=radiologist, decision=decision, final_class=final_class, reason="Sellar mass", explanation_text=text
+    ).explanation
     assert approved.text == text and approved.edited_by == radiologist
-    assert approved.status == ExplanationStatus.APPROVED
+    assert approved.status == ExplanationStatus.APPROVED and approved.final_class == (final_class or "glioma")
     assert AuditEvent.objects.get(action="review.sign_off").detail["explanation_edited"] is True
 
 
@@ -197,30 +207,36 @@ def test_override_replaces_a_draft_written_for_the_ai_class(study, radiologist):
     draft = _draft(study)
     assert draft.final_class == "glioma"
     approved = sign_off(
-        study, user=radiologist, decision="override", final_class="notumor", reason="Artefact", explanation_text=None
+        study, user=radiologist, decision="override", final_class="meningioma", reason="Dural tail", explanation_text=None
     ).explanation
-    assert approved.final_class == "notumor" and approved.status == ExplanationStatus.APPROVED
-    assert approved.text != draft.text and "glioma" not in approved.text
+    assert approved.pk != draft.pk and approved.provider == "offline"
+    assert approved.final_class == "meningioma" and approved.status == ExplanationStatus.APPROVED
+    assert "meningioma" in approved.text and "glioma" not in approved.text
+    assert "did not agree" in approved.text  # worded for an overridden result
     draft.refresh_from_db()
     assert draft.status == ExplanationStatus.SUPERSEDED
+    assert study.explanations.filter(status=ExplanationStatus.APPROVED).get() == approved
 
 
 def test_no_draft_gets_an_offline_explanation(study, radiologist):
     approved = sign_off(study, user=radiologist, decision="confirm").explanation
     assert approved.status == ExplanationStatus.APPROVED and approved.provider == "offline"
-    assert approved.final_class == "glioma"
+    assert approved.final_class == "glioma" and "glioma" in approved.text
 
 
 def test_amendment_approves_a_new_explanation_and_keeps_the_old_record(study, radiologist):
+    _draft(study)
     v1 = sign_off(study, user=radiologist, decision="confirm")
     first = v1.explanation
-    v2 = amend(study, user=radiologist, decision="override", final_class="meningioma", reason="Second read")
+    v2 = amend(study, user=radiologist, decision="override", final_class="notumor", reason="Artefact")
     assert v2.explanation.pk != first.pk
-    assert v2.explanation.review == v2.review and v2.explanation.final_class == "meningioma"
+    assert v2.explanation.review == v2.review and v2.explanation.final_class == "notumor"
+    assert "no tumour" in v2.explanation.text.lower()
     first.refresh_from_db()
     assert first.review == v1.review and first.final_class == "glioma"
-    assert first.status == ExplanationStatus.SUPERSEDED
+    assert first.status == ExplanationStatus.SUPERSEDED  # the record stays, no longer shown
     assert study.explanations.filter(status=ExplanationStatus.APPROVED).get() == v2.explanation
+    assert approved_explanation_for(study) == v2.explanation
 
 
 def test_a_failed_explanation_approval_rolls_the_sign_off_back(study, radiologist, monkeypatch):
