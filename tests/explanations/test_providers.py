@@ -76,7 +76,7 @@ def test_openai_request_goes_to_the_configured_base_url_and_model(fake_openai):
     assert req.path == "/v1/chat/completions"
     body = req.json()
     assert body["model"] == "gemma3:27b"
-    assert all(m["role"] != "system" for m in body["messages"])
+    assert [m["role"] for m in body["messages"]] == ["user"]  # no system message
 
 
 @pytest.mark.parametrize("server_and_config", PROVIDERS, indirect=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -22,7 +23,9 @@ def predictor(artifacts: Path) -> Predictor:
 def sample_slices(mri_root: Path) -> list[tuple[np.ndarray, int]]:
     samples = list_samples(mri_root)
     step = len(samples) // 20
-    return [(to_gray(load_rgb(s.path)), s.label) for s in samples[step // 2::step][:20]]
+    slices = [(to_gray(load_rgb(s.path)), s.label) for s in samples[step // 2::step][:20]]
+    assert len(slices) == 20
+    return slices
 
 
 def _perturb(g: np.ndarray) -> dict[str, np.ndarray]:
@@ -87,23 +90,42 @@ def test_series_of_one_and_many(predictor, sample_slices):
     assert 0.0 <= mixed.confidence <= 1.0
 
 
+class _TfGradCam(NamedTuple):
+    """TensorFlow Grad-CAM of one sample slice: the reference both serving heat maps must match."""
+
+    keras: Predictor  # the model on the Keras runtime
+    x: np.ndarray  # the preprocessed network input (one slice, batch of one)
+    fmap: np.ndarray  # its conv map on the Keras runtime
+    cls: int  # the class the model predicts
+    cam: np.ndarray  # TensorFlow Grad-CAM for that class
+
+
+def _tf_gradcams(artifacts: Path, model_name: str, sample_slices) -> list[_TfGradCam]:
+    from inference import gradcam
+
+    keras_pred = Predictor.load(model_name, artifacts, runtime="keras")
+    cases = []
+    for g, _ in sample_slices[:3]:
+        x = keras_pred.preprocess(keras_pred.network_grays(g)[0][None])
+        logits, fmap = keras_pred.backend(x)
+        cls = int(logits[0].argmax())
+        cases.append(_TfGradCam(keras_pred, x, fmap, cls, gradcam.gradcam_tf(keras_pred.backend.model, x[0], cls)))
+    assert len(cases) == 3
+    return cases
+
+
 @pytest.mark.slow
 def test_numpy_cam_equals_tf_gradcam(artifacts, sample_slices):
     """VGG16: the serving-path CAM (numpy, from the conv map) equals TensorFlow Grad-CAM."""
     from inference import gradcam
 
-    keras_pred = Predictor.load("vgg16", artifacts, runtime="keras")
     onnx_pred = Predictor.load("vgg16", artifacts, runtime="onnx")
-    for g, _ in sample_slices[:3]:
-        x = keras_pred.preprocess(keras_pred.network_grays(g)[0][None])
-        logits, fmap = keras_pred.backend(x)
-        cls = int(logits[0].argmax())
-        tf_cam = gradcam.gradcam_tf(keras_pred.backend.model, x[0], cls)
-        np_cam = gradcam.cam_from_fmap(fmap[0], keras_pred.dense_kernel, cls)
-        assert np.abs(tf_cam - np_cam).max() < 1e-3
+    for case in _tf_gradcams(artifacts, "vgg16", sample_slices):
+        np_cam = gradcam.cam_from_fmap(case.fmap[0], case.keras.dense_kernel, case.cls)
+        assert np.abs(case.cam - np_cam).max() < 1e-3
         # the int8 ONNX map gives nearly the same picture
-        _, ofmap = onnx_pred.backend(x)
-        o_cam = gradcam.cam_from_fmap(ofmap[0], onnx_pred.dense_kernel, cls)
+        _, ofmap = onnx_pred.backend(case.x)
+        o_cam = gradcam.cam_from_fmap(ofmap[0], onnx_pred.dense_kernel, case.cls)
         assert np.corrcoef(o_cam.ravel(), np_cam.ravel())[0, 1] > 0.9
 
 
@@ -112,14 +134,9 @@ def test_cnn_lstm_serving_heat_map_is_tf_gradcam(artifacts, sample_slices):
     Grad-CAM on the same map, and does not light the first row the BiLSTM reads."""
     from inference import gradcam
 
-    keras_pred = Predictor.load("cnn_lstm", artifacts, runtime="keras")
     onnx_pred = Predictor.load("cnn_lstm", artifacts, runtime="onnx")
-    for g, _ in sample_slices[:3]:
-        x = keras_pred.preprocess(keras_pred.network_grays(g)[0][None])
-        logits, _ = keras_pred.backend(x)
-        cls = int(logits[0].argmax())
-        tf_cam = gradcam.gradcam_tf(keras_pred.backend.model, x[0], cls)
-        _, ofmap = onnx_pred.backend(x)
-        fd_cam = gradcam.gradcam_fd(ofmap[0], onnx_pred.backend.run_head, cls)
-        assert np.corrcoef(tf_cam.ravel(), fd_cam.ravel())[0, 1] > 0.98
-        assert np.abs(tf_cam - fd_cam).max() < 0.1
+    for case in _tf_gradcams(artifacts, "cnn_lstm", sample_slices):
+        _, ofmap = onnx_pred.backend(case.x)
+        fd_cam = gradcam.gradcam_fd(ofmap[0], onnx_pred.backend.run_head, case.cls)
+        assert np.corrcoef(case.cam.ravel(), fd_cam.ravel())[0, 1] > 0.98
+        assert np.abs(case.cam - fd_cam).max() < 0.1

@@ -60,7 +60,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def s3(settings, monkeypatch):
-    boto3 = pytest.importorskip("boto3")
+    import boto3  # a dependency of the S3 storage (requirements.txt): never missing
     from moto.server import ThreadedMotoServer
 
     port = _free_port()

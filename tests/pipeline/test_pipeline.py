@@ -3,12 +3,16 @@ idempotency, permanent and transient errors, attempt counting, the sweeper and t
 live-status JSON view."""
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from types import SimpleNamespace
 
 import pytest
+from django.core.files.base import ContentFile
 from django.urls import reverse
 from django.utils import timezone
+from PIL import Image
 
 from portal import tasks
 from portal.workflow import classification, explanations, jobs, predictor, progress, sweeper
@@ -36,9 +40,24 @@ def no_explanations(monkeypatch):
     return calls
 
 
+def _with_a_real_brain_slice(study, shared_data):
+    """Slice 0 of the study becomes a real brain MRI (a Kaggle training image, as PNG), which the
+    image check accepts; the factory's synthetic slices are rejected, so the study has both."""
+    source = sorted((shared_data / "brain-tumor-mri" / "Training" / "glioma").iterdir())[0]
+    buffer = io.BytesIO()
+    Image.open(source).convert("L").save(buffer, format="PNG")
+    data = buffer.getvalue()
+    first = study.series.get().ordered_slices()[0]
+    first.file.save(first.original_filename, ContentFile(data), save=False)
+    first.sha256 = hashlib.sha256(data).hexdigest()
+    first.columns, first.rows = Image.open(source).size
+    first.save()
+    return study
+
+
 class TestHappyPath:
-    def test_upload_to_prediction_in_process(self, django_capture_on_commit_callbacks, no_explanations):
-        study = new_study(n_slices=3)
+    def test_upload_to_prediction_in_process(self, django_capture_on_commit_callbacks, no_explanations, shared_data):
+        study = _with_a_real_brain_slice(new_study(n_slices=3), shared_data)
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             jobs = classification.start_processing(study)
         assert len(jobs) == 1 and len(callbacks) == 1  # enqueued only on commit
@@ -50,11 +69,11 @@ class TestHappyPath:
         slice_results = list(prediction.slice_results.order_by("slice__order_index"))
         assert [sr.slice.order_index for sr in slice_results] == [0, 1, 2]
         assert set(slice_results[0].probabilities) == {"glioma", "meningioma", "notumor", "pituitary"}
-        # a heat map exactly for the slices the image check accepted, each a PNG
-        assert [bool(sr.heatmap) for sr in slice_results] == [sr.is_brain_mri for sr in slice_results]
-        for sr in (sr for sr in slice_results if sr.heatmap):
-            with sr.heatmap.open("rb") as fh:
-                assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+        # the real brain slice is accepted and gets a heat map (a PNG); the synthetic ones get neither
+        assert [sr.is_brain_mri for sr in slice_results] == [True, False, False]
+        assert [bool(sr.heatmap) for sr in slice_results] == [True, False, False]
+        with slice_results[0].heatmap.open("rb") as fh:
+            assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
         study.refresh_from_db()
         assert study.status == StudyStatus.AWAITING_REVIEW
         assert no_explanations == [study.pk]
