@@ -93,7 +93,8 @@ class Bench:
 
     # ------------------------------------------------------------------ helpers
     def wait_prediction(self, study_ids: list[int], expect: int, timeout: float) -> float:
-        from scans.models import Job, JobKind, JobState, Prediction
+        from scans.jobs import JobKind, JobState
+        from scans.models import Job, Prediction
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -112,7 +113,8 @@ class Bench:
 
     def job_timings(self, study_ids: list[int]) -> tuple[list[float], list[float], list[float]]:
         """(queue wait, job run, model time) of the studies' classify jobs, once they are done."""
-        from scans.models import Job, JobKind, JobState, Prediction
+        from scans.jobs import JobKind, JobState
+        from scans.models import Job, Prediction
 
         jobs = Job.objects.filter(study_id__in=study_ids, kind=JobKind.CLASSIFY)
         deadline = time.monotonic() + 30

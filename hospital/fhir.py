@@ -11,7 +11,8 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 
 from hospital.results import FINDING_CODES, LOCAL_SCHEME
-from scans.models import Prediction, Review, Study, class_label
+from scans.findings import class_label
+from scans.models import Prediction, Review, Study
 
 SNOMED = "http://snomed.info/sct"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"

@@ -27,7 +27,8 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, MRImageStorage
 
 from portal.workflow import review as review_service
 from portal.workflow.ingest import submit_upload
-from scans.models import Patient, Study, StudyStatus, TumourClass
+from scans.findings import TumourClass
+from scans.models import Patient, Study, StudyStatus
 
 # Fixed UIDs (under the 2.25 root) so a second run finds the studies it made.
 UID_ROOT = "2.25.31415926535897932384626"

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from inference.data import CLASSES as TUMOUR_CLASSES  # the classifier's classes (one definition in the ML core)
 
 # What a radiologist can sign: a tumour class, or "the images could not be assessed"
-# (scans.models.UNASSESSABLE). The patient text for the latter names no class at all.
+# (scans.findings.UNASSESSABLE). The patient text for the latter names no class at all.
 UNASSESSABLE = "unassessable"
 FINDINGS = (*TUMOUR_CLASSES, UNASSESSABLE)
 

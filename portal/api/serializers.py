@@ -7,20 +7,17 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from scans.explanations import ExplanationStatus
+from scans.findings import FINDING_CHOICES, TumourClass, class_label
 from scans.models import (
-    FINDING_CHOICES,
-    ExplanationStatus,
     Patient,
     Prediction,
     Review,
-    ReviewDecision,
     Series,
     Study,
     StudyStatus,
-    TumourClass,
-    UnassessableReason,
-    class_label,
 )
+from scans.reviews import ReviewDecision, UnassessableReason
 
 
 class ErrorSerializer(serializers.Serializer):

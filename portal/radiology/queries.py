@@ -10,7 +10,9 @@ from django.db.models import Case, Count, IntegerField, OuterRef, Q, QuerySet, S
 from django.db.models.functions import Coalesce, NullIf
 from django.utils.translation import gettext_lazy as _
 
-from scans.models import NEEDS_REVIEW_STATUSES, OUTSIDE_TRAINING, TUMOUR_CLASSES, Prediction, Study, StudyStatus, TumourClass
+from scans.findings import TUMOUR_CLASSES, TumourClass
+from scans.models import NEEDS_REVIEW_STATUSES, Prediction, Study, StudyStatus
+from scans.predictions import OUTSIDE_TRAINING
 
 # A flagged tumour at or above this calibrated confidence goes to the top of the worklist.
 HIGH_CONFIDENCE = 0.80
@@ -30,7 +32,7 @@ ALL_STATUSES = "all"
 
 
 def _primary_predictions() -> QuerySet[Prediction]:
-    """For Subquery: the study's primary prediction (scans.models.PredictionQuerySet.primary)."""
+    """For Subquery: the study's primary prediction (scans.predictions.PredictionQuerySet.primary)."""
     return Prediction.objects.filter(series__study=OuterRef("pk")).primary()
 
 

@@ -20,17 +20,16 @@ from portal.radiology import queries
 from portal.workflow import review as review_service
 from portal.workflow.explanations import previews as explanation_previews
 from scans.access import get_patient_for, get_study_for, require_clinical_staff, require_reporter
+from scans.findings import TumourClass
 from scans.models import (
     ClinicalNote,
     Prediction,
     Review,
-    ReviewDecision,
     Series,
     SlicePrediction,
     StudyStatus,
-    TumourClass,
-    UnassessableReason,
 )
+from scans.reviews import ReviewDecision, UnassessableReason
 
 PAGE_SIZE = 25
 PROCESSING_STATUSES = (StudyStatus.RECEIVED, StudyStatus.PROCESSING)

@@ -284,7 +284,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # A signed finding is a tumour class or "unassessable"; the AI's class is a tumour class.
-    "ENUM_NAME_OVERRIDES": {"TumourClassEnum": "scans.models.TumourClass", "FindingEnum": "scans.models.FINDING_CHOICES"},
+    "ENUM_NAME_OVERRIDES": {"TumourClassEnum": "scans.findings.TumourClass", "FindingEnum": "scans.findings.FINDING_CHOICES"},
 }
 
 # --- Security headers --------------------------------------------------------------------------

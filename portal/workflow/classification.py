@@ -25,7 +25,8 @@ from portal.workflow.errors import PermanentError
 from portal.workflow.explanations import request_explanation
 from portal.workflow.jobs import enqueue, run_claimed, set_study_status
 from scans import imaging
-from scans.models import Job, JobKind, JobState, Prediction, Series, Slice, SlicePrediction, Study, StudyStatus
+from scans.jobs import JobKind, JobState
+from scans.models import Job, Prediction, Series, Slice, SlicePrediction, Study, StudyStatus
 log = logging.getLogger(__name__)
 
 # Sent (inside the transaction) when every series of a study is classified: sender=Study,

@@ -24,19 +24,17 @@ from inference.explainer import ExplanationPayload, confidence_band, explain
 from inference.explainer.checks import finding_problems, mentioned_classes
 from inference.explainer.offline import offline_text, plain_name
 from portal.workflow.jobs import enqueue, run_claimed
+from scans.explanations import ExplanationStatus
+from scans.findings import TUMOUR_CLASSES, UNASSESSABLE
+from scans.jobs import JobKind, JobState
 from scans.models import (
-    TUMOUR_CLASSES,
-    UNASSESSABLE,
-    ExplanationStatus,
     Job,
-    JobKind,
-    JobState,
     PatientExplanation,
     Prediction,
     Review,
-    ReviewDecision,
     Study,
 )
+from scans.reviews import ReviewDecision
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,8 @@ from django.utils.translation import gettext as _
 from portal.celery import app as celery_app
 from portal.workflow.dispatch import send_on_commit
 from portal.workflow.errors import RetryLater, describe, is_soft_limit, is_transient, max_attempts
-from scans.models import STUDY_TRANSITIONS, Job, JobKind, JobState, Series, Study, StudyStatus
+from scans.jobs import JobKind, JobState
+from scans.models import STUDY_TRANSITIONS, Job, Series, Study, StudyStatus
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,8 @@ from portal.workflow import review as review_service
 from portal.workflow.classification import study_awaiting_review
 from portal.workflow.errors import PermanentError
 from portal.workflow.jobs import enqueue, run_claimed
-from scans.models import Job, JobKind, JobState, Prediction, Review, Study
+from scans.jobs import JobKind, JobState
+from scans.models import Job, Prediction, Review, Study
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,8 @@ from typing import Any
 from django.utils.translation import ngettext
 
 from portal.workflow.errors import max_attempts
-from scans.models import RELEASED_STATUSES, Job, JobKind, JobState, Study, StudyStatus
+from scans.jobs import JobKind, JobState
+from scans.models import RELEASED_STATUSES, Job, Study, StudyStatus
 
 TERMINAL_STUDY_STATES = {StudyStatus.AWAITING_REVIEW, StudyStatus.FAILED, *RELEASED_STATUSES}
 

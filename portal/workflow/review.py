@@ -24,20 +24,17 @@ from django.utils.translation import gettext as _
 from accounts.audit import record
 from portal.workflow import explanations
 from portal.workflow.notifications import notify_report_ready
+from scans.explanations import ExplanationStatus
+from scans.findings import TUMOUR_CLASSES, UNASSESSABLE, class_label
 from scans.models import (
-    TUMOUR_CLASSES,
-    UNASSESSABLE,
     ClinicalNote,
-    ExplanationStatus,
     PatientExplanation,
     Prediction,
     Review,
-    ReviewDecision,
     Study,
     StudyStatus,
-    UnassessableReason,
-    class_label,
 )
+from scans.reviews import ReviewDecision, UnassessableReason
 
 MAX_TEXT = 20_000
 # Sent inside the sign-off/amendment transaction with the new signed version (review=...).

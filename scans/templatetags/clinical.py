@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django import template
 
-from scans.models import class_label
+from scans.findings import class_label
 
 register = template.Library()
 

@@ -7,7 +7,8 @@ import pypdfium2 as pdfium
 import pytest
 from django.urls import reverse
 
-from scans.models import ExplanationStatus, Review
+from scans.explanations import ExplanationStatus
+from scans.models import Review
 from tests.browser.conftest import log_in
 from tests.factories import make_study
 

@@ -8,7 +8,7 @@ from inference.explainer.checks import CLASS_PATTERNS, MAX_CHARS, check_text, me
 from inference.explainer.offline import QUESTIONS, offline_text
 from inference.explainer.payload import CONFIDENCE_BANDS, FINDINGS, TUMOUR_CLASSES, ExplanationPayload, confidence_band
 from inference.explainer.prompt import render_prompt
-from scans.models import TUMOUR_CLASSES as MODEL_CLASSES
+from scans.findings import TUMOUR_CLASSES as MODEL_CLASSES
 from tests.explanations.readability import flesch_kincaid_grade
 
 ALL_PAYLOADS = [

@@ -7,7 +7,8 @@ from portal.workflow.explanations import (
     approve_explanation,
     draft_explanation,
 )
-from scans.models import ExplanationStatus, PatientExplanation, Review
+from scans.explanations import ExplanationStatus
+from scans.models import PatientExplanation, Review
 from tests.factories import make_patient, make_study
 from tests.fakes.fixtures import gemini_config
 from tests.fakes.llm_servers import Reply

@@ -7,7 +7,8 @@ from django.core.files.base import ContentFile
 from django.urls import reverse
 
 from hospital.models import DicomSend, RemoteNode, UnmatchedInstance, UnmatchedState, UnmatchedStudy
-from scans.models import Job, JobKind, Patient, Slice
+from scans.jobs import JobKind
+from scans.models import Job, Patient, Slice
 from tests.factories import make_study
 from tests.hospital.conftest import ORTHANC_AE, ORTHANC_DICOM_PORT
 

@@ -12,7 +12,8 @@ from pynetdicom.sop_class import MRImageStorage
 
 from accounts.models import AuditEvent
 from hospital.models import UnmatchedState, UnmatchedStudy
-from scans.models import Job, JobKind, Patient, Prediction, Slice, Study, StudyStatus
+from scans.jobs import JobKind
+from scans.models import Job, Patient, Prediction, Slice, Study, StudyStatus
 from tests.hospital.conftest import LISTENER_AE, LISTENER_PORT, ORTHANC_AE, tool, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -9,7 +9,8 @@ import pytest
 from pydicom.uid import Comprehensive3DSRStorage, SecondaryCaptureImageStorage
 
 from hospital.models import DicomSend, RemoteNode
-from scans.models import Job, JobKind, JobState, Patient, StudyStatus
+from scans.jobs import JobKind, JobState
+from scans.models import Job, Patient, StudyStatus
 from tests.factories import make_study
 from tests.hospital.conftest import ORTHANC_AE, ORTHANC_DICOM_PORT
 from tests.hospital.test_results import dciodvfy_errors

@@ -17,7 +17,8 @@ from django.urls import reverse
 from portal.celery import app
 from portal.workflow.sweeper import sweep_stale_jobs
 from scans.ingest import import_files
-from scans.models import Job, JobKind, JobState, Patient, Study, StudyStatus
+from scans.jobs import JobKind, JobState
+from scans.models import Job, Patient, Study, StudyStatus
 from tests.ingest import builders as b
 from tests.pipeline.conftest import wait_for
 

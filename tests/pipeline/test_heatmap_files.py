@@ -8,7 +8,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from portal.workflow.classification import run_classification, start_processing
-from scans.models import Job, JobState, Prediction, SlicePrediction, StudyStatus
+from scans.jobs import JobState
+from scans.models import Job, Prediction, SlicePrediction, StudyStatus
 from tests.factories import make_patient, make_study
 from tests.ingest.conftest import media  # noqa: F401 - a fresh storage to list
 

@@ -7,7 +7,8 @@ import pytest
 from django.urls import reverse
 
 from portal.workflow import classification
-from scans.models import Job, JobKind, JobState, StudyStatus
+from scans.jobs import JobKind, JobState
+from scans.models import Job, StudyStatus
 from tests.browser.fixtures import log_in, wait_js
 from tests.factories import make_patient, make_study
 

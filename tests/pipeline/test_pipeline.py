@@ -18,7 +18,8 @@ from portal import tasks
 from portal.workflow import classification, explanations, jobs, predictor, progress, sweeper
 from portal.workflow.errors import RetryLater
 from scans.errors import CorruptFile
-from scans.models import Job, JobKind, JobState, Prediction, SlicePrediction, StudyStatus
+from scans.jobs import JobKind, JobState
+from scans.models import Job, Prediction, SlicePrediction, StudyStatus
 from tests.factories import make_patient, make_study
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,8 @@ from django.db.models import Count
 from portal import tasks
 from portal.workflow.classification import start_processing
 from portal.workflow.sweeper import sweep_stale_jobs
-from scans.models import Job, JobKind, JobState, Prediction, Series, StudyStatus
+from scans.jobs import JobKind, JobState
+from scans.models import Job, Prediction, Series, StudyStatus
 from tests.factories import make_patient, make_study
 from tests.pipeline.conftest import wait_for
 

@@ -14,7 +14,8 @@ from accounts import tokens
 from accounts.models import AuditEvent
 from portal.workflow.explanations import draft_explanation, previews
 from portal.workflow.review import ReviewError, add_note, amend, sign_off
-from scans.models import ExplanationStatus, Review, StudyStatus
+from scans.explanations import ExplanationStatus
+from scans.models import Review, StudyStatus
 from tests.factories import make_study
 
 pytestmark = pytest.mark.django_db

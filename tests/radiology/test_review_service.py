@@ -9,7 +9,8 @@ from django.db import connection
 from accounts.models import AuditEvent
 from portal.workflow.explanations import approved_explanation_for, draft_explanation
 from portal.workflow.review import ReviewError, add_note, amend, sign_off
-from scans.models import ClinicalNote, ExplanationStatus, Prediction, Review, Study, StudyStatus
+from scans.explanations import ExplanationStatus
+from scans.models import ClinicalNote, Prediction, Review, Study, StudyStatus
 from tests.factories import make_study
 
 pytestmark = pytest.mark.django_db

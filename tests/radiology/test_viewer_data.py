@@ -9,7 +9,8 @@ from django.urls import reverse
 
 from accounts.models import AuditEvent
 from portal.workflow.ingest import submit_upload
-from scans.models import Slice, Study, class_label
+from scans.findings import class_label
+from scans.models import Slice, Study
 from tests.factories import make_study
 from tests.ingest.builders import dicom_bytes
 

@@ -265,7 +265,8 @@ def test_viewer_data_is_valid_json_in_page(staff_client, study):
 
 
 def test_regenerate_requests_a_new_draft(staff_client, study, radiologist, django_capture_on_commit_callbacks):
-    from scans.models import ExplanationStatus, Job
+    from scans.explanations import ExplanationStatus
+    from scans.models import Job
 
     url = reverse("radiology:regenerate_explanation", args=[study.pk])
     with django_capture_on_commit_callbacks(execute=True):

@@ -270,7 +270,8 @@ def _hospital_objects(signed_study) -> dict:
     """A remote node nobody listens on (port 7179), one send of the signed report to it, and a
     study waiting in the unmatched list."""
     from hospital.models import DicomSend, RemoteNode, UnmatchedStudy
-    from scans.models import Job, JobKind
+    from scans.jobs import JobKind
+    from scans.models import Job
 
     node = RemoteNode.objects.create(name="Nowhere", ae_title="NOWHERE", host="127.0.0.1", port=7179)
     job = Job.objects.create(kind=JobKind.SEND, study=signed_study)
