@@ -44,4 +44,3 @@ class PatientExplanation(models.Model):
                 name="explanation_approved_has_review",
             ),
         ]
-

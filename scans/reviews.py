@@ -118,4 +118,3 @@ class ClinicalNote(AppendOnlyModel):
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [models.CheckConstraint(condition=~Q(text=""), name="note_text_not_empty")]
-
