@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from portal.workflow import review as review_service
 from portal.workflow.explanations import draft_explanation
-from scans.models import PatientExplanation, Review, ReviewDecision
+from scans.models import PatientExplanation, Review
+from scans.reviews import ReviewDecision
 
 
 def sign(
