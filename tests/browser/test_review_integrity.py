@@ -30,6 +30,14 @@ def _patient_reads(page, patient, study) -> tuple[str, str]:
     return page.locator("main").inner_text(), _pdf_text(pdf.body())
 
 
+def _sign_off(page, study, *, final_class_shown: str) -> Review:
+    """Click "Sign off"; the page shows the final class; returns the signed Review."""
+    page.get_by_test_id("sign-off").click()
+    page.wait_for_load_state("networkidle")
+    assert page.get_by_test_id("final-class").inner_text() == final_class_shown
+    return Review.objects.get(study=study)
+
+
 def test_override_with_untouched_explanation_never_shows_the_ai_class(page, radiologist, patient_alice):
     study = make_study(patient_alice.patient_record, label="meningioma", confidence=0.88, n_slices=3)
     log_in(page, radiologist.email)
@@ -45,10 +53,7 @@ def test_override_with_untouched_explanation_never_shows_the_ai_class(page, radi
     # Before signing, the box already holds the text the patient will get.
     shown = box.input_value()
     assert "pituitary" in shown and "meningioma" not in shown.lower()
-    page.get_by_test_id("sign-off").click()
-    page.wait_for_load_state("networkidle")
-    assert page.get_by_test_id("final-class").inner_text() == "Pituitary tumour"
-    review = Review.objects.get(study=study)
+    review = _sign_off(page, study, final_class_shown="Pituitary tumour")
     assert (review.decision, review.final_class) == ("override", "pituitary")
     approved = study.explanations.get(status=ExplanationStatus.APPROVED)
     assert " ".join(approved.text.split()) == " ".join(shown.split())
@@ -72,10 +77,7 @@ def test_images_that_cannot_be_assessed_reach_the_patient_as_a_plain_message(pag
     page.get_by_test_id("override-reason").fill("A colour photograph, not an MRI of the brain.")
     shown = page.get_by_test_id("explanation-text").input_value()
     assert "could not be assessed" in shown and "tumour" not in shown.lower()
-    page.get_by_test_id("sign-off").click()
-    page.wait_for_load_state("networkidle")
-    assert page.get_by_test_id("final-class").inner_text() == "Images could not be assessed"
-    review = Review.objects.get(study=study)
+    review = _sign_off(page, study, final_class_shown="Images could not be assessed")
     assert (review.decision, review.unassessable_reason) == ("unassessable", "not_brain_mri")
 
     body, text = _patient_reads(page, patient_alice, study)

@@ -54,29 +54,42 @@ def test_good_provider_text_is_used(server_and_config, request):
     assert '"finding": "meningioma"' in turn
 
 
-def test_gemini_request_wire_format_has_no_system_instruction(fake_gemini):
-    fake_gemini.script(Reply.ok(GOOD))
-    explain(PAYLOAD, gemini_config(fake_gemini, MODEL="gemma-3-27b-it"))
-    (req,) = fake_gemini.requests
-    assert req.path == "/v1beta/models/gemma-3-27b-it:generateContent"
-    assert req.headers.get("x-goog-api-key") == "test-key-not-secret"
-    body = req.json()
-    assert "systemInstruction" not in body and "system_instruction" not in body
-    assert "systemInstruction" not in str(body.get("generationConfig", {}))
-    assert [c["role"] for c in body["contents"]] == ["user"]
-    text = body["contents"][0]["parts"][0]["text"]
+def _one_request(server, config: dict):
+    """Explain PAYLOAD with a good reply scripted; the one request the provider received."""
+    server.script(Reply.ok(GOOD))
+    explain(PAYLOAD, config)
+    (req,) = server.requests
+    return req
+
+
+@pytest.mark.parametrize(
+    ("server_and_config", "model", "path"),
+    [
+        ("gemini", "gemma-3-27b-it", "/v1beta/models/gemma-3-27b-it:generateContent"),
+        ("openai", "gemma3:27b", "/v1/chat/completions"),
+    ],
+    indirect=["server_and_config"],
+)
+def test_request_goes_to_the_configured_model_as_one_user_turn(server_and_config, model, path, request):
+    """Gemma takes no system turn: the rules travel in the single user turn."""
+    server, config = server_and_config
+    req = _one_request(server, config(MODEL=model))
+    assert req.path == path
+    text = _user_turn(request.node.callspec.params["server_and_config"], req)  # one turn, role "user"
     assert text.startswith("You write short, kind explanations")
     assert "Rules you must follow" in text
 
 
-def test_openai_request_goes_to_the_configured_base_url_and_model(fake_openai):
-    fake_openai.script(Reply.ok(GOOD))
-    explain(PAYLOAD, openai_config(fake_openai, MODEL="gemma3:27b"))
-    (req,) = fake_openai.requests
-    assert req.path == "/v1/chat/completions"
+def test_gemini_request_sends_the_key_and_no_system_instruction(fake_gemini):
+    req = _one_request(fake_gemini, gemini_config(fake_gemini))
+    assert req.headers.get("x-goog-api-key") == "test-key-not-secret"
     body = req.json()
-    assert body["model"] == "gemma3:27b"
-    assert [m["role"] for m in body["messages"]] == ["user"]  # no system message
+    assert "systemInstruction" not in body and "system_instruction" not in body
+    assert "systemInstruction" not in str(body.get("generationConfig", {}))
+
+
+def test_openai_request_names_the_configured_model(fake_openai):
+    assert _one_request(fake_openai, openai_config(fake_openai, MODEL="gemma3:27b")).json()["model"] == "gemma3:27b"
 
 
 @pytest.mark.parametrize("server_and_config", PROVIDERS, indirect=True)

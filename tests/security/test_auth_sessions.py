@@ -155,24 +155,33 @@ def test_session_expires_after_15_minutes_idle(radiologist):
     assert real_now() < start + timedelta(minutes=1)  # the clock was only pretended
 
 
-@pytest.mark.django_db
-def test_logout_ends_the_session(radiologist):
+def _logged_in(user) -> tuple[Client, str]:
+    """A client logged in as `user`, and its session key."""
     client = Client()
-    _login(client, radiologist.email, TEST_PASSWORD)
-    key = client.cookies[settings.SESSION_COOKIE_NAME].value
-    assert client.post(reverse("accounts:logout")).status_code == 302
+    _login(client, user.email, TEST_PASSWORD)
+    return client, client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def _assert_session_is_dead(key: str) -> None:
+    """The session row is gone, and a client replaying its cookie is sent to the login page."""
     assert not Session.objects.filter(session_key=key).exists()
     replay = Client()
     replay.cookies[settings.SESSION_COOKIE_NAME] = key
-    assert replay.get(reverse("radiology:worklist")).status_code == 302
+    response = replay.get(reverse("radiology:worklist"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("accounts:login"))
+
+
+@pytest.mark.django_db
+def test_logout_ends_the_session(radiologist):
+    client, key = _logged_in(radiologist)
+    assert client.post(reverse("accounts:logout")).status_code == 302
+    _assert_session_is_dead(key)
     assert AuditEvent.objects.filter(action="logout", actor=radiologist).exists()
 
 
 @pytest.mark.django_db
 def test_deactivation_ends_the_session(radiologist):
-    client = Client()
-    _login(client, radiologist.email, TEST_PASSWORD)
-    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    client, key = _logged_in(radiologist)
     assert client.get(reverse("radiology:worklist")).status_code == 200
     radiologist.is_active = False
     radiologist.save()
@@ -181,9 +190,7 @@ def test_deactivation_ends_the_session(radiologist):
     assert not Session.objects.filter(session_key=key).exists()  # flushed by the middleware
     radiologist.is_active = True
     radiologist.save()
-    replay = Client()
-    replay.cookies[settings.SESSION_COOKIE_NAME] = key
-    assert replay.get(reverse("radiology:worklist")).status_code == 302  # the old session stays dead
+    _assert_session_is_dead(key)  # the old session stays dead after reactivation
 
 
 @pytest.mark.django_db
