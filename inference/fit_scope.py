@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -75,17 +75,29 @@ def out_of_group_distances(features: np.ndarray, labels: np.ndarray, groups: np.
 
 def fit(predictor, train: list[tuple[Path, int]], val_cal: list[tuple[Path, int]], shrinkage: float = DEFAULT_SHRINKAGE, quantile: float = DEFAULT_QUANTILE, margin: float = DEFAULT_MARGIN,
         out_of_group: bool = False) -> tuple[OODGate, dict]:
+    """The gate of a served model, on its own last-conv features (fit_gate)."""
+    return fit_gate(lambda images: network_outputs(predictor, images), train, val_cal, shrinkage, quantile,
+                    margin, out_of_group)
+
+
+Outputs = Callable[[Sequence[np.ndarray]], tuple[np.ndarray, np.ndarray]]
+
+
+def fit_gate(outputs: Outputs, train: list[tuple[Path, int]], val_cal: list[tuple[Path, int]],
+             shrinkage: float = DEFAULT_SHRINKAGE, quantile: float = DEFAULT_QUANTILE, margin: float = DEFAULT_MARGIN,
+             out_of_group: bool = False, features: str = "GAP last-conv features") -> tuple[OODGate, dict]:
     """Class means and covariance on all training features; threshold = margin x the `quantile`-th
     percentile of val_cal, or with `out_of_group` the larger of that and the out-of-group training
-    percentile (looser: fewer false refusals of unseen scans, fewer catches of other images)."""
+    percentile (looser: fewer false refusals of unseen scans, fewer catches of other images).
+    `outputs(images)` gives (image statistics, features or conv maps) for a list of images."""
     images = [load_rgb(p) for p, _ in train]
-    stats_tr, maps_tr = network_outputs(predictor, images)
+    stats_tr, maps_tr = outputs(images)
     labels = np.array([y for _, y in train])
     lo, hi = OODGate.fit_stat_ranges(stats_tr)
     feats_tr = pool_features(maps_tr)
     means, precision = OODGate.fit_mahalanobis(feats_tr, labels, shrinkage)
     gate = OODGate(lo, hi, means, precision, 1.0)
-    stats_cal, maps_cal = network_outputs(predictor, [load_rgb(p) for p, _ in val_cal])
+    stats_cal, maps_cal = outputs([load_rgb(p) for p, _ in val_cal])
     d2 = gate.mahalanobis(pool_features(maps_cal))
     oof = out_of_group_distances(feats_tr, labels, near_duplicate_group_ids(images), shrinkage) \
         if out_of_group else np.full(1, np.nan)
@@ -98,8 +110,8 @@ def fit(predictor, train: list[tuple[Path, int]], val_cal: list[tuple[Path, int]
         "threshold_rule": (f"{margin} x the larger {quantile}th percentile of val_cal and of out-of-group training "
                            "Mahalanobis^2 (group 5-fold; " if out_of_group else
                            f"{margin} x {quantile}th percentile of val_cal Mahalanobis^2 (")
-                          + f"min over class means, shared covariance shrunk {shrinkage:g} to identity) on GAP "
-                          "last-conv features; fitted by inference.fit_scope",
+                          + f"min over class means, shared covariance shrunk {shrinkage:g} to identity) on "
+                          f"{features}; fitted by inference.fit_scope",
         "val_cal_percentile": float(np.percentile(d2, quantile)),
         "out_of_group_percentile": oof_q,
         "image_stat_ranges": {n: [float(a), float(b)] for n, a, b in zip(

@@ -73,7 +73,8 @@ class OODGate:
     def mahalanobis(self, features: np.ndarray) -> np.ndarray:
         f = np.atleast_2d(features).astype(np.float32)
         d = f[:, None, :] - self.means[None]                       # (n, classes, d)
-        m = np.einsum("ncd,de,nce->nc", d, self.precision, d)
+        # one BLAS product, then a row-wise dot: a three-operand einsum ran 15x slower at 1280-d
+        m = np.einsum("ncd,ncd->nc", d @ self.precision, d)
         return m.min(axis=1)
 
     def stats_ok(self, stats: np.ndarray) -> np.ndarray:
@@ -90,15 +91,16 @@ class OODGate:
         return ok_stats & (score <= 1.0), score.astype(np.float32)
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, precision_dtype: type = np.float32) -> None:
+        """fp16 precision halves a 1280-d gate's file; Mahalanobis² moves by well under 1 %."""
         np.savez_compressed(path, stat_lo=self.stat_lo, stat_hi=self.stat_hi, means=self.means,
-                            precision=self.precision.astype(np.float32),
+                            precision=self.precision.astype(precision_dtype),
                             threshold=np.float32(self.threshold), stat_names=np.array(STAT_NAMES))
 
     @classmethod
     def load(cls, path: str | Path) -> "OODGate":
         z = np.load(path)
-        return cls(z["stat_lo"], z["stat_hi"], z["means"], z["precision"], float(z["threshold"]))
+        return cls(z["stat_lo"], z["stat_hi"], z["means"], z["precision"].astype(np.float32), float(z["threshold"]))
 
 
 def pool_features(fmap: np.ndarray) -> np.ndarray:

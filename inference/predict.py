@@ -5,7 +5,9 @@ workers); runtime="keras" rebuilds the Keras model (TensorFlow, GPU when present
 Grad-CAM. The caller chooses the runtime; this module reads no settings or environment.
 
 Artifacts: <models_dir>/<name>/{metadata.json, model.onnx, ood.npz, keras_weights_fp16.npz,
-head.onnx (CNN-LSTM only)}; <models_dir>/default.txt names the default model.
+head.onnx (CNN-LSTM only)}; <models_dir>/default.txt names the default model;
+<models_dir>/image_check/ holds the check every model shares (inference.image_check): a slice is
+labelled only when both its model's own gate and the shared check accept it.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import numpy as np
 
 from inference import calibrate, gradcam
 from inference.data import CLASSES, Box, codec_of, crops_head, network_grays, to_gray, to_uint8, unit_input, vgg_input
+from inference.image_check import ImageCheck
 from inference.ood import OODGate, image_stats
 from inference.series import AGGREGATION_RULE, SeriesResult, SliceResult, aggregate, out_of_scope  # noqa: F401 - re-exported
 
@@ -43,6 +46,7 @@ class _OnnxBackend:
         opts.intra_op_num_threads = threads or os.cpu_count() or 1
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")   # see image_check.ImageEncoder
         self.sess = ort.InferenceSession(str(model_dir / "model.onnx"), opts, providers=["CPUExecutionProvider"])
         self.inp = self.sess.get_inputs()[0].name
         ranks = [len(o.shape) for o in self.sess.get_outputs()]
@@ -93,6 +97,7 @@ class Predictor:
         self.codec = codec_of(meta)
         self.temperature = float(meta["calibration"]["temperature"])
         self.gate = OODGate.load(model_dir / "ood.npz")
+        self.image_check = ImageCheck.load(model_dir.parent, threads)
         self.backend = _KerasBackend(model_dir, meta) if runtime == "keras" else _OnnxBackend(model_dir, threads)
         if self.arch == "vgg16":
             # CAM needs only the head's BN + dense weights: the last six arrays of the keras weights
@@ -131,6 +136,15 @@ class Predictor:
             cam = gradcam.normalise(fmap.mean(axis=-1))  # last resort: activation energy
         return gradcam.clip_to_head(gradcam.place(cam, gray.shape, box), gray)
 
+    def in_scope(self, stats: np.ndarray, fmap: np.ndarray, grays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(accepted, score) by the model's own gate and, where the models folder has one, the shared
+        image check; the score is the larger of the two (above 1: refused)."""
+        is_mri, score = self.gate.score(stats, fmap)
+        if self.image_check is not None:
+            shared_ok, shared_score = self.image_check.score(grays)
+            is_mri, score = is_mri & shared_ok, np.maximum(score, shared_score)
+        return is_mri, score
+
     def predict_batch(self, images: Sequence[np.ndarray], heatmaps: bool = True, batch_size: int = 32
                       ) -> list[SliceResult]:
         """Per-slice results for many images, batched through the network (evaluation, series)."""
@@ -143,7 +157,7 @@ class Predictor:
             grays = np.stack([g for g, _ in prepared])
             x = self.preprocess(grays)
             logits, fmap = self.backend(x)
-            is_mri, score = self.gate.score(stats, fmap)
+            is_mri, score = self.in_scope(stats, fmap, full)
             probs = calibrate.softmax(logits, self.temperature)
             for i, p in enumerate(chunk):
                 cls = int(probs[i].argmax())
