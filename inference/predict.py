@@ -12,6 +12,7 @@ labelled only when both its model's own gate and the shared check accept it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -26,6 +27,7 @@ from inference.ood import OODGate, image_stats
 from inference.series import AGGREGATION_RULE, SeriesResult, SliceResult, aggregate, out_of_scope  # noqa: F401 - re-exported
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "artifacts"
+_log = logging.getLogger(__name__)
 
 
 def default_model_name(models_dir: str | Path | None = None) -> str:
@@ -98,6 +100,8 @@ class Predictor:
         self.temperature = float(meta["calibration"]["temperature"])
         self.gate = OODGate.load(model_dir / "ood.npz")
         self.image_check = ImageCheck.load(model_dir.parent, threads)
+        if self.image_check is None:
+            _log.warning("no shared image check in %s: %s is served with its own gate only", model_dir.parent, self.model_name)
         self.backend = _KerasBackend(model_dir, meta) if runtime == "keras" else _OnnxBackend(model_dir, threads)
         if self.arch == "vgg16":
             # CAM needs only the head's BN + dense weights: the last six arrays of the keras weights

@@ -97,3 +97,12 @@ def test_fit_image_check_writes_a_loadable_check(mri_root, tmp_path):
     check = ImageCheck.load(tmp_path / "models")
     assert check is not None and check.version == meta["version"]
     assert check.encoder.features_of([_ct_head(0)]).shape == (1, 1280)
+
+
+def test_a_models_folder_without_the_shared_check_says_so(artifacts, tmp_path, caplog):
+    (tmp_path / "cnn_lstm").symlink_to(artifacts / "cnn_lstm", target_is_directory=True)
+    with caplog.at_level("WARNING", logger="inference.predict"):
+        predictor = Predictor.load("cnn_lstm", tmp_path)
+    assert predictor.image_check is None
+    assert "served with its own gate only" in caplog.text
+    assert Predictor.load("cnn_lstm", artifacts).image_check is not None
