@@ -11,6 +11,7 @@ labelled only when both its model's own gate and the shared check accept it.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -183,7 +184,11 @@ class Predictor:
         if len(slices) == 0:
             raise ValueError("empty series")
         results = self.predict_batch(list(slices), heatmaps=heatmaps)
-        return aggregate(results, self.model_name, self.model_version)
+        result = aggregate(results, self.model_name, self.model_version)
+        if self.image_check is None:
+            return result
+        # the stored record names the check that judged the slices, next to the model version
+        return dataclasses.replace(result, aggregation=f"{result.aggregation} Image check: {self.image_check.version}.")
 
 
 _CACHE: dict[tuple, Predictor] = {}

@@ -29,9 +29,11 @@ def _check_demo(studies: list[Study], generated: bool = False) -> None:
         generated and primary.out_of_scope_reason.startswith("outside what the model was trained on"))
     # What was scanned comes from the DICOM header; the aggregation rule is stored whole.
     assert (current.body_part, current.institution, out_of_scope.body_part) == ("BRAIN", "Demo Hospital", "CHEST")
-    from inference.predict import AGGREGATION_RULE
+    from inference.image_check import ImageCheck
+    from inference.predict import AGGREGATION_RULE, DEFAULT_MODELS_DIR
 
-    assert current.primary_prediction().aggregation == AGGREGATION_RULE
+    check_version = ImageCheck.load(DEFAULT_MODELS_DIR).version
+    assert current.primary_prediction().aggregation == f"{AGGREGATION_RULE} Image check: {check_version}."
     assert out_of_scope.modality == "CT"
     assert out_of_scope.primary_prediction().is_brain_mri is False  # the AI gives it no tumour class
     assert prior.created_at <= current.created_at  # so "previous study" is the prior one

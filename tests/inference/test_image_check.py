@@ -86,6 +86,14 @@ def test_a_slice_is_labelled_only_when_both_checks_accept_it(artifacts, mri_root
     assert alone.is_brain_mri and alone.label == both.label
 
 
+def test_a_series_result_names_the_image_check_that_judged_it(artifacts, mri_root):
+    predictor = Predictor.load("cnn_lstm_v2", artifacts)
+    names = json.loads((artifacts / "cnn_lstm_v2" / "split.json").read_text())["val_test"][:3]
+    result = predictor.predict_series([load_rgb(mri_root / n) for n in names], heatmaps=False)
+    assert result.aggregation.endswith(f"Image check: {predictor.image_check.version}.")
+    assert result.model_version == predictor.model_version
+
+
 @pytest.mark.slow
 def test_fit_image_check_writes_a_loadable_check(mri_root, tmp_path):
     from inference.fit_image_check import fit
