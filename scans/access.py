@@ -27,8 +27,13 @@ def get_signed_report_for(user: Any, pk: int) -> tuple[Study, Review]:
     return study, review
 
 
-def get_patient_for(user: Any, pk: int) -> Patient:
-    return get_object_or_404(Patient.objects.visible_to(user), pk=pk)
+def get_patient_for(user: Any, pk: int, *, lock: bool = False) -> Patient:
+    """A patient record the user may see (with its account); `lock` takes the row's
+    SELECT ... FOR UPDATE for a change inside the caller's transaction."""
+    records = Patient.objects.visible_to(user).select_related("user")
+    if lock:
+        records = records.select_for_update(of=("self",))
+    return get_object_or_404(records, pk=pk)
 
 
 def get_series_for(user: Any, pk: int) -> Series:

@@ -7,13 +7,14 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
 from accounts import audit, services
 from accounts.models import Role, User
 from accounts.views import admin_view, create_account_from_form
 from portal.administration.forms import LinkAccountForm, PatientAccountForm, PatientFilterForm
+from scans.access import get_patient_for
 from scans.models import Patient
 
 
@@ -32,7 +33,7 @@ def patients(request: HttpRequest) -> HttpResponse:
 
 @admin_view("GET")
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    record = get_object_or_404(Patient.objects.select_related("user"), pk=pk)
+    record = get_patient_for(request.user, pk)
     return render(request, "administration/patient_detail.html", {"record": record, "link_form": LinkAccountForm()})
 
 
@@ -72,7 +73,7 @@ def patient_account_create(request: HttpRequest) -> HttpResponse:
 def patient_link(request: HttpRequest, pk: int) -> HttpResponse:
     form = LinkAccountForm(request.POST)
     with transaction.atomic():
-        record = get_object_or_404(Patient.objects.select_for_update(), pk=pk)
+        record = get_patient_for(request.user, pk, lock=True)
         if record.user_id is not None:
             messages.error(request, _("This record already has an account; unlink it first."))
         elif not form.is_valid():
@@ -88,7 +89,7 @@ def patient_link(request: HttpRequest, pk: int) -> HttpResponse:
 @admin_view("POST")
 def patient_unlink(request: HttpRequest, pk: int) -> HttpResponse:
     with transaction.atomic():
-        record = get_object_or_404(Patient.objects.select_for_update(of=("self",)).select_related("user"), pk=pk)
+        record = get_patient_for(request.user, pk, lock=True)
         if record.user is None:
             messages.error(request, _("This record has no account."))
         else:
