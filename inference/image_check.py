@@ -14,13 +14,13 @@ gate.npz, image_check.json}. A models folder without them serves with the model'
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from inference.data import network_grays, to_gray, to_uint8, unit_input
 from inference.ood import OODGate
+from inference.sessions import cpu_session
 
 FOLDER = "image_check"
 ENCODER_FILE = "encoder.onnx"
@@ -38,15 +38,7 @@ class ImageEncoder:
     """encoder.onnx on ONNX Runtime: (N, SIZE, SIZE) uint8 encoder views -> (N, 1280) features."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or os.cpu_count() or 1
-        opts.inter_op_num_threads = 1
-        # the model's session runs right after on the same cores: threads that spin-wait there
-        # would steal them (measured: +50 ms a slice on 2 cores)
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.sess = cpu_session(path, threads)
         self.input_name = self.sess.get_inputs()[0].name
 
     def features(self, views: np.ndarray) -> np.ndarray:

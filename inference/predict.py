@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import Sequence
@@ -25,6 +24,7 @@ from inference import calibrate, gradcam
 from inference.data import CLASSES, Box, codec_of, crops_head, network_grays, to_gray, to_uint8, unit_input, vgg_input
 from inference.image_check import ImageCheck
 from inference.ood import OODGate, image_stats
+from inference.sessions import cpu_session
 from inference.series import AGGREGATION_RULE, SeriesResult, SliceResult, aggregate, out_of_scope  # noqa: F401 - re-exported
 
 DEFAULT_MODELS_DIR = Path(__file__).resolve().parent / "artifacts"
@@ -43,20 +43,12 @@ class _OnnxBackend:
     """model.onnx -> (logits, conv map); outputs told apart by rank, names vary with the exporter."""
 
     def __init__(self, model_dir: Path, threads: int | None) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or os.cpu_count() or 1
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")   # see image_check.ImageEncoder
-        self.sess = ort.InferenceSession(str(model_dir / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+        self.sess = cpu_session(model_dir / "model.onnx", threads)
         self.inp = self.sess.get_inputs()[0].name
         ranks = [len(o.shape) for o in self.sess.get_outputs()]
         self.i_logits, self.i_fmap = ranks.index(2), ranks.index(4)
         head = model_dir / "head.onnx"
-        self.head = ort.InferenceSession(str(head), opts, providers=["CPUExecutionProvider"]) \
-            if head.exists() else None
+        self.head = cpu_session(head, threads) if head.exists() else None
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = self.sess.run(None, {self.inp: x.astype(np.float32)})
