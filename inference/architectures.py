@@ -171,12 +171,17 @@ def _lite_blocks(variant: str):
             yield k, (s if r == 0 else 1), e, (cin if r == 0 else cout), cout
 
 
-def efficientnet_lite_features(x, variant: str = "lite0"):
+def efficientnet_lite_features(x, variant: str = "lite0", first_block: int = 0):
     """The EfficientNet-Lite encoder applied to `x` (N,H,W,3 scaled as (v - 127) / 128); layer names
-    match inference.pretrained.keras_arrays. Returns the 1280-channel /32 map (after top_bn + ReLU6)."""
-    x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
-    x = layers.ReLU(6.0, name="stem_relu")(layers.BatchNormalization(epsilon=1e-3, name="stem_bn")(x))
+    match inference.pretrained.keras_arrays. Returns the 1280-channel /32 map (after top_bn + ReLU6).
+    With `first_block` > 0, `x` is the output of block first_block - 1 and only the rest is applied
+    (the trainable tail of inference.finetune_tail)."""
+    if first_block == 0:
+        x = layers.Conv2D(32, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
+        x = layers.ReLU(6.0, name="stem_relu")(layers.BatchNormalization(epsilon=1e-3, name="stem_bn")(x))
     for b, (k, s, e, cin, cout) in enumerate(_lite_blocks(variant)):
+        if b < first_block:
+            continue
         inp = x
         if e != 1:
             x = layers.Conv2D(cin * e, 1, use_bias=False, name=f"block{b}_expand_conv")(x)
@@ -212,10 +217,23 @@ def build_cnn_lstm_v2(size: int = 224, encoder: str = "lite0", reduce: int = 128
     names, so export, ablation heat maps and serving are shared). Input: [0,1] grayscale."""
     inp = keras.Input((size, size, 1), name="image")
     x = efficientnet_lite_features(lite_input_scaling(inp), encoder)
-    x = layers.Conv2D(reduce, 1, use_bias=False, name="reduce_conv")(x)
-    fmap = layers.ReLU(name="reduce_relu")(layers.BatchNormalization(name="reduce_bn")(x))
-    logits = row_sequence_head(fmap, lstm_units, dropout)
+    logits, fmap = _v2_top(x, reduce, lstm_units, dropout)
     return keras.Model(inp, [logits, fmap], name=f"cnn_lstm_{encoder}")
+
+
+def build_cnn_lstm_v2_tail(features_shape: tuple[int, ...], first_block: int, encoder: str = "lite0",
+                           reduce: int = 128, lstm_units: int = 96, dropout: float = 0.3) -> keras.Model:
+    """The part of build_cnn_lstm_v2 after encoder block first_block - 1: that block's output ->
+    [logits, map]. Same layer names, so weights move between the two by name."""
+    inp = keras.Input(features_shape, name="features")
+    logits, fmap = _v2_top(efficientnet_lite_features(inp, encoder, first_block), reduce, lstm_units, dropout)
+    return keras.Model(inp, [logits, fmap], name=f"cnn_lstm_{encoder}_tail")
+
+
+def _v2_top(encoded, reduce: int, lstm_units: int, dropout: float):
+    x = layers.Conv2D(reduce, 1, use_bias=False, name="reduce_conv")(encoded)
+    fmap = layers.ReLU(name="reduce_relu")(layers.BatchNormalization(name="reduce_bn")(x))
+    return row_sequence_head(fmap, lstm_units, dropout), fmap
 
 
 def build_cnn_lstm_head(model: keras.Model) -> keras.Model:
