@@ -3,8 +3,11 @@
     python -m inference.export var/models/vgg16 inference/artifacts/vgg16 [--quantize int8|none]
 
 VGG16: its fp32 ONNX (59 MB) is too big to commit, so the served model.onnx is statically
-quantised to int8 (QDQ, per-channel weights, activations calibrated on training slices); that is also
-what makes it fast enough on 2 cores. CNN-LSTM: fp32 (small); its head (map -> logits) is exported
+quantised to int8 (QDQ, per-channel 7-bit weights, activations calibrated on training slices); that
+is also what makes it fast enough on 2 cores. A shipped int8 model can be re-quantised from its own
+fp16 Keras weights, without the training folder:
+
+    python -m inference.export requantize inference/artifacts/vgg16 CNN-LSTM: fp32 (small); its head (map -> logits) is exported
 separately for ablation heat maps. TensorFlow is needed here only for the CNN-LSTM head.
 """
 from __future__ import annotations
@@ -42,7 +45,12 @@ def quantize_int8(src: Path, dst: Path, batches: list[np.ndarray], keep_fp32: tu
                   ) -> None:
     """Static int8 (QDQ, per-channel weights, percentile-calibrated activations). Nodes whose name
     contains one of `keep_fp32` stay float (keeping block 5 in fp32 did not recover the int8 loss on
-    val_test, so nothing is kept by default)."""
+    val_test, so nothing is kept by default).
+
+    Weights use 7 bits (reduce_range): ONNX Runtime's U8S8 kernels on x86 CPUs without VNNI add
+    pairs of uint8 x int8 products in 16 bits (VPMADDUBSW), which saturates for full-range weights
+    (2 x 255 x 127 > 32767) but never for 7-bit ones (2 x 255 x 64 < 32767). With full-range
+    weights the same file gave different scores on an AVX2-only CPU than on an AVX512-VNNI one."""
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, \
         quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -66,7 +74,7 @@ def quantize_int8(src: Path, dst: Path, batches: list[np.ndarray], keep_fp32: tu
 
         exclude = [n.name for n in onnx.load(str(pre)).graph.node if any(k in n.name for k in keep_fp32)]
         quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=True,
                         calibrate_method=CalibrationMethod.Percentile, nodes_to_exclude=exclude,
                         extra_options={"CalibPercentile": 99.999})
 
@@ -117,19 +125,53 @@ def export(train_dir: str | Path, out_dir: str | Path, quantize: str = "auto") -
         meta["files"]["onnx_head"] = "head.onnx"
     (out_dir / "metadata.json").write_text(json.dumps(meta, indent=2))
     refit(out_dir, Path(meta["data"]["root"]))
+    return _write_sizes(out_dir)
+
+
+def _write_sizes(out_dir: Path) -> dict:
     meta = json.loads((out_dir / "metadata.json").read_text())
     meta["files"]["sizes_bytes"] = {p.name: p.stat().st_size for p in sorted(out_dir.iterdir()) if p.is_file()}
     (out_dir / "metadata.json").write_text(json.dumps(meta, indent=2))
     return meta
 
 
+def requantize(artifact_dir: str | Path, suffix: str = "q7") -> dict:
+    """Re-quantise a shipped int8 v2 VGG16 from its own fp16 Keras weights (the fp32 ONNX is rebuilt
+    from them), refit its scope gate with the threshold rule it had, and give it a new version
+    (`<version>-<suffix>`), so that stored predictions of the old file are not mistaken for its."""
+    import keras
+
+    from inference.architectures import load_weights_npz
+    from inference.finetune import v2_architecture
+
+    out_dir = Path(artifact_dir)
+    meta = json.loads((out_dir / "metadata.json").read_text())
+    if meta["architecture"] != "vgg16" or meta["files"].get("onnx_precision") != "int8":
+        raise ValueError(f"{out_dir} is not an int8 VGG16 artifact")
+    model = load_weights_npz(v2_architecture("vgg16", meta["training"]), out_dir / meta["files"]["keras_weights"])
+    model.predict(np.zeros((1,) + tuple(model.input.shape[1:]), np.float32), verbose=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "model_fp32.onnx"
+        model.export(str(fp32), format="onnx", verbose=False)
+        keras.backend.clear_session()
+        quantize_int8(fp32, out_dir / "model.onnx", calibration_batches(meta))
+    meta["version"] = f"{meta['version']}-{suffix}"
+    meta["files"]["quantization"] = "static QDQ int8, per-channel 7-bit weights (reduce_range), uint8 activations"
+    (out_dir / "metadata.json").write_text(json.dumps(meta, indent=2))
+    refit(out_dir, Path(meta["data"]["root"]), out_of_group="out-of-group" in meta["ood"]["threshold_rule"])
+    return _write_sizes(out_dir)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("train_dir")
-    ap.add_argument("out_dir")
+    ap.add_argument("train_dir", help="a training output folder, or with `requantize` an artifact folder")
+    ap.add_argument("out_dir", nargs="?")
     ap.add_argument("--quantize", choices=("auto", "int8", "none"), default="auto")
     a = ap.parse_args(argv)
-    meta = export(a.train_dir, a.out_dir, a.quantize)
+    if a.train_dir == "requantize":
+        meta = requantize(a.out_dir)
+    else:
+        meta = export(a.train_dir, a.out_dir, a.quantize)
     print(json.dumps(meta["files"], indent=2))
 
 

