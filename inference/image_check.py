@@ -44,8 +44,10 @@ class ImageEncoder:
     def features(self, views: np.ndarray) -> np.ndarray:
         return self.sess.run(None, {self.input_name: unit_input(views)})[0]
 
-    def features_of(self, images: list[np.ndarray], batch: int = 64) -> np.ndarray:
-        """Any uint8 images (grey or RGB) -> (N, 1280), batched."""
+    def features_of(self, images: list[np.ndarray], batch: int = 8) -> np.ndarray:
+        """Any uint8 images (grey or RGB) -> (N, 1280), in batches of `batch`. Small batches cost no
+        speed and bound the fp32 activations: 32 slices at once peaked at 518 MB, 8 at a time at
+        216 MB, both 5.4-5.6 ms a slice on 2 cores (2026-12-05)."""
         views = [encoder_view(to_gray(to_uint8(np.asarray(x)))) for x in images]
         return np.concatenate([self.features(np.stack(views[i:i + batch])) for i in range(0, len(views), batch)])
 
