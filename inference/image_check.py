@@ -52,6 +52,20 @@ class ImageEncoder:
         return np.concatenate([self.features(np.stack(views[i:i + batch])) for i in range(0, len(views), batch)])
 
 
+def read_check_meta(models_dir: str | Path) -> dict | None:
+    """image_check.json of a models folder, or None when the folder has no fitted check."""
+    folder = Path(models_dir) / FOLDER
+    if not (folder / GATE_FILE).exists():
+        return None
+    return json.loads((folder / META_FILE).read_text())
+
+
+def check_tag(meta: dict) -> str:
+    """A fitted check's short name in a served version: "ic-" and the last part of its version
+    (the digest of its gate file, `inference.fit_image_check`)."""
+    return "ic-" + meta["version"].rsplit("-", 1)[-1]
+
+
 class ImageCheck:
     """The encoder and its fitted gate; loaded once per predictor."""
 
@@ -62,11 +76,15 @@ class ImageCheck:
     @classmethod
     def load(cls, models_dir: str | Path, threads: int | None = None) -> "ImageCheck | None":
         """The check of a models folder, or None when the folder has none."""
-        folder = Path(models_dir) / FOLDER
-        if not (folder / GATE_FILE).exists():
+        meta = read_check_meta(models_dir)
+        if meta is None:
             return None
-        return cls(ImageEncoder(folder / ENCODER_FILE, threads), OODGate.load(folder / GATE_FILE),
-                   json.loads((folder / META_FILE).read_text()))
+        folder = Path(models_dir) / FOLDER
+        return cls(ImageEncoder(folder / ENCODER_FILE, threads), OODGate.load(folder / GATE_FILE), meta)
+
+    @property
+    def tag(self) -> str:
+        return check_tag(self.meta)
 
     def score(self, grays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(accepted, score) for grey slices; score = Mahalanobis² / threshold, above 1 refused."""

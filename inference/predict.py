@@ -22,7 +22,7 @@ import numpy as np
 
 from inference import calibrate, gradcam
 from inference.data import CLASSES, Box, codec_of, crops_head, network_grays, to_gray, to_uint8, unit_input, vgg_input
-from inference.image_check import ImageCheck
+from inference.image_check import ImageCheck, check_tag, read_check_meta
 from inference.ood import OODGate, image_stats
 from inference.sessions import cpu_session
 from inference.series import AGGREGATION_RULE, SeriesResult, SliceResult, aggregate, out_of_scope  # noqa: F401 - re-exported
@@ -35,6 +35,20 @@ def default_model_name(models_dir: str | Path | None = None) -> str:
     d = Path(models_dir) if models_dir else DEFAULT_MODELS_DIR
     f = d / "default.txt"
     return f.read_text().strip() if f.exists() else "vgg16"
+
+
+def served_version(model_version: str, check_meta: dict | None) -> str:
+    """The version a result is stored and reported under: the model's, and the shared image check's
+    tag when the folder has a check. A refitted check changes which slices get a label, so it is a
+    new version like a new model: stored predictions name both, and series are classified anew.
+    At most 64 characters (Prediction.model_version; a DICOM LO in the SR)."""
+    return f"{model_version}-{check_tag(check_meta)}" if check_meta else model_version
+
+
+def read_served_version(models_dir: str | Path, name: str) -> str:
+    """What a Predictor of `name` in `models_dir` reports as model_version, from its JSON files alone."""
+    meta = json.loads((Path(models_dir) / name / "metadata.json").read_text())
+    return served_version(meta["version"], read_check_meta(models_dir))
 
 
 # ----------------------------------------------------------------------------- back ends
@@ -84,7 +98,6 @@ class Predictor:
         self.model_dir = model_dir
         self.meta = meta
         self.model_name = meta["name"]
-        self.model_version = meta["version"]
         self.runtime = runtime
         self.size = int(meta["input"]["size"])
         self.arch = meta["architecture"]
@@ -93,6 +106,7 @@ class Predictor:
         self.temperature = float(meta["calibration"]["temperature"])
         self.gate = OODGate.load(model_dir / "ood.npz")
         self.image_check = ImageCheck.load(model_dir.parent, threads)
+        self.model_version = served_version(meta["version"], self.image_check.meta if self.image_check else None)
         if self.image_check is None:
             _log.warning("no shared image check in %s: %s is served with its own gate only", model_dir.parent, self.model_name)
         self.backend = _KerasBackend(model_dir, meta) if runtime == "keras" else _OnnxBackend(model_dir, threads)

@@ -1,7 +1,6 @@
 """The classifier a worker uses, configured from the Django settings."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -36,11 +35,12 @@ def get_predictor() -> predict.Predictor:
 
 
 def current_model_version() -> str | None:
-    """The version a worker will use, read from the model's metadata.json without loading
-    the model (web processes call this). None when it cannot be read."""
+    """The version a worker will use (`inference.predict.served_version`: the model's and the
+    image check's), read from their JSON files without loading the model (web processes call
+    this). None when it cannot be read."""
     models_dir = _models_dir()
     try:
         name = settings.INFERENCE_DEFAULT_MODEL or predict.default_model_name(models_dir)
-        return str(json.loads((models_dir / name / "metadata.json").read_text())["version"])
+        return predict.read_served_version(models_dir, name)
     except (OSError, ValueError, KeyError):
         return None

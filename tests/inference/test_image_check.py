@@ -3,6 +3,7 @@ tell brain MRI from other images for every model, and a slice is labelled only w
 model's own gate and the shared check accept it."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from inference.data import load_rgb
 from inference.image_check import ImageCheck
-from inference.predict import Predictor
+from inference.predict import Predictor, default_model_name, read_served_version, served_version
 
 from .conftest import make_subset
 
@@ -101,6 +102,8 @@ def test_fit_image_check_writes_a_loadable_check(mri_root, tmp_path):
     data = make_subset(mri_root, tmp_path / "data", per_class=10)
     meta = fit(tmp_path / "models" / "image_check", data, quantize="none")
     assert meta["version"].startswith("image-check-lite0-") and meta["precision"] == "fp32"
+    gate_digest = hashlib.sha256((tmp_path / "models" / "image_check" / "gate.npz").read_bytes()).hexdigest()
+    assert meta["version"].endswith("-" + gate_digest[:6])
     assert meta["gate"]["file"] == "gate.npz" and np.isfinite(meta["gate"]["mahalanobis_threshold"])
     check = ImageCheck.load(tmp_path / "models")
     assert check is not None and check.version == meta["version"]
@@ -114,3 +117,20 @@ def test_a_models_folder_without_the_shared_check_says_so(artifacts, tmp_path, c
     assert predictor.image_check is None
     assert "served with its own gate only" in caplog.text
     assert Predictor.load("cnn_lstm", artifacts).image_check is not None
+
+
+def test_served_versions_name_the_model_and_the_shared_check(artifacts):
+    check = ImageCheck.load(artifacts)
+    for name in ("cnn_lstm_v2", "cnn_lstm", "vgg16"):
+        model_version = json.loads((artifacts / name / "metadata.json").read_text())["version"]
+        served = read_served_version(artifacts, name)
+        assert served == f"{model_version}-{check.tag}" and len(served) <= 64   # Prediction field, SR's LO
+    default = default_model_name(artifacts)
+    assert Predictor.load(default, artifacts).model_version == read_served_version(artifacts, default)
+
+
+def test_a_refitted_check_is_a_new_served_version():
+    before = served_version("cnn-lstm-v2-1", {"version": "image-check-lite0-20261204-5ec58256-aaaaaa"})
+    after = served_version("cnn-lstm-v2-1", {"version": "image-check-lite0-20261205-5ec58256-bbbbbb"})
+    assert (before, after) == ("cnn-lstm-v2-1-ic-aaaaaa", "cnn-lstm-v2-1-ic-bbbbbb")
+    assert served_version("cnn-lstm-v2-1", None) == "cnn-lstm-v2-1"   # a folder without the check
