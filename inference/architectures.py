@@ -131,6 +131,14 @@ def cnn_lstm_from_meta(meta: dict) -> keras.Model:
     return build_cnn_lstm(meta["input"]["size"], widths=tuple(params.get("widths", CNN_LSTM_WIDTHS)))
 
 
+def export_onnx(model: keras.Model, path: str | Path) -> None:
+    """Write a model as ONNX; one prediction on a zero batch first builds its graph."""
+    import numpy as np
+
+    model.predict(np.zeros((1,) + tuple(model.input.shape[1:]), np.float32), verbose=0)
+    model.export(str(path), format="onnx", verbose=False)
+
+
 def load_weights_npz(model: keras.Model, path: str | Path) -> keras.Model:
     """Set a model's weights from the shipped keras_weights_fp16.npz (arrays in get_weights order)."""
     import numpy as np

@@ -7,8 +7,10 @@ quantised to int8 (QDQ, per-channel 7-bit weights, activations calibrated on tra
 is also what makes it fast enough on 2 cores. A shipped int8 model can be re-quantised from its own
 fp16 Keras weights, without the training folder:
 
-    python -m inference.export requantize inference/artifacts/vgg16 CNN-LSTM: fp32 (small); its head (map -> logits) is exported
-separately for ablation heat maps. TensorFlow is needed here only for the CNN-LSTM head.
+    python -m inference.export requantize inference/artifacts/vgg16
+
+CNN-LSTM: fp32 (small); its head (map -> logits) is exported separately for ablation heat maps.
+TensorFlow is needed here only for the CNN-LSTM head and for `requantize`.
 """
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ import numpy as np
 
 from inference.data import list_samples
 from inference.fit_scope import refit   # the scope gate, fitted once, on the served model
+
+INT8_SCHEME = "static QDQ int8, per-channel 7-bit weights (reduce_range), uint8 activations"
 
 
 def calibration_batches(meta: dict, n: int | None = None, batch: int = 16, seed: int = 7) -> list[np.ndarray]:
@@ -79,13 +83,21 @@ def quantize_int8(src: Path, dst: Path, batches: list[np.ndarray], keep_fp32: tu
                         extra_options={"CalibPercentile": 99.999})
 
 
+def export_quantized(model, dst: Path, batches: list[np.ndarray]) -> None:
+    """A Keras model -> int8 ONNX at `dst`; its fp32 ONNX lives only in a temporary folder."""
+    from inference.architectures import export_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = Path(tmp) / "model_fp32.onnx"
+        export_onnx(model, fp32)
+        quantize_int8(fp32, dst, batches)
+
+
 def export_cnn_lstm_head(train_dir: Path, meta: dict, dst: Path) -> None:
     from inference import architectures as A
 
     model = A.load_weights_npz(A.cnn_lstm_from_meta(meta), train_dir / "keras_weights_fp16.npz")
-    head = A.build_cnn_lstm_head(model)
-    head.predict(np.zeros((1,) + tuple(head.input.shape[1:]), np.float32), verbose=0)
-    head.export(str(dst), format="onnx", verbose=False)
+    A.export_onnx(A.build_cnn_lstm_head(model), dst)
 
 
 def write_split(meta: dict, dst: Path) -> None:
@@ -121,6 +133,8 @@ def export(train_dir: str | Path, out_dir: str | Path, quantize: str = "auto") -
     meta["description"] = meta["description"].replace("GAP -> Dropout", "GAP -> BatchNorm -> Dropout")
     meta["files"] = {"onnx": "model.onnx", "onnx_precision": quantize if quantize != "none" else "fp32",
                      "keras_weights": "keras_weights_fp16.npz", "ood": "ood.npz"}
+    if quantize == "int8":
+        meta["files"]["quantization"] = INT8_SCHEME
     if (out_dir / "head.onnx").exists():
         meta["files"]["onnx_head"] = "head.onnx"
     (out_dir / "metadata.json").write_text(json.dumps(meta, indent=2))
@@ -139,8 +153,6 @@ def requantize(artifact_dir: str | Path, suffix: str = "q7") -> dict:
     """Re-quantise a shipped int8 v2 VGG16 from its own fp16 Keras weights (the fp32 ONNX is rebuilt
     from them), refit its scope gate with the threshold rule it had, and give it a new version
     (`<version>-<suffix>`), so that stored predictions of the old file are not mistaken for its."""
-    import keras
-
     from inference.architectures import load_weights_npz
     from inference.finetune import v2_architecture
 
@@ -149,14 +161,9 @@ def requantize(artifact_dir: str | Path, suffix: str = "q7") -> dict:
     if meta["architecture"] != "vgg16" or meta["files"].get("onnx_precision") != "int8":
         raise ValueError(f"{out_dir} is not an int8 VGG16 artifact")
     model = load_weights_npz(v2_architecture("vgg16", meta["training"]), out_dir / meta["files"]["keras_weights"])
-    model.predict(np.zeros((1,) + tuple(model.input.shape[1:]), np.float32), verbose=0)
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = Path(tmp) / "model_fp32.onnx"
-        model.export(str(fp32), format="onnx", verbose=False)
-        keras.backend.clear_session()
-        quantize_int8(fp32, out_dir / "model.onnx", calibration_batches(meta))
+    export_quantized(model, out_dir / "model.onnx", calibration_batches(meta))
     meta["version"] = f"{meta['version']}-{suffix}"
-    meta["files"]["quantization"] = "static QDQ int8, per-channel 7-bit weights (reduce_range), uint8 activations"
+    meta["files"]["quantization"] = INT8_SCHEME
     (out_dir / "metadata.json").write_text(json.dumps(meta, indent=2))
     refit(out_dir, Path(meta["data"]["root"]), out_of_group="out-of-group" in meta["ood"]["threshold_rule"])
     return _write_sizes(out_dir)

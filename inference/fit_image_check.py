@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
@@ -30,7 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from inference.data import SPLIT_SEED, Dataset, fingerprint, make_split, to_uint8
-from inference.export import calibration_batches, quantize_int8
+from inference.export import calibration_batches, export_quantized
 from inference.fit_scope import DEFAULT_SHRINKAGE, fit_gate
 from inference.image_check import ENCODER_FILE, FOLDER, GATE_FILE, META_FILE, SIZE, ImageEncoder
 from inference.ood import image_stats
@@ -55,16 +54,14 @@ def build_encoder(variant: str = ENCODER):
 
 
 def export_encoder(out: Path, data_root: Path, quantize: str) -> None:
+    from inference.architectures import export_onnx
+
     model = build_encoder()
-    model.predict(np.zeros((1, SIZE, SIZE, 1), np.float32), verbose=0)
     if quantize == "none":
-        model.export(str(out / ENCODER_FILE), format="onnx", verbose=False)
+        export_onnx(model, out / ENCODER_FILE)
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = Path(tmp) / "encoder_fp32.onnx"
-        model.export(str(fp32), format="onnx", verbose=False)
-        calibration_meta = {"input": {"size": SIZE, "crop": "head"}, "architecture": FOLDER, "data": {"root": str(data_root)}}
-        quantize_int8(fp32, out / ENCODER_FILE, calibration_batches(calibration_meta))
+    calibration_meta = {"input": {"size": SIZE, "crop": "head"}, "architecture": FOLDER, "data": {"root": str(data_root)}}
+    export_quantized(model, out / ENCODER_FILE, calibration_batches(calibration_meta))
 
 
 def split_paths(ds: Dataset) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]], dict]:

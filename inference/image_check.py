@@ -82,10 +82,6 @@ class ImageCheck:
         folder = Path(models_dir) / FOLDER
         return cls(ImageEncoder(folder / ENCODER_FILE, threads), OODGate.load(folder / GATE_FILE), meta)
 
-    @property
-    def tag(self) -> str:
-        return check_tag(self.meta)
-
     def score(self, grays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(accepted, score) for grey slices; score = Mahalanobis² / threshold, above 1 refused."""
         score = self.gate.mahalanobis(self.encoder.features_of(grays)) / self.gate.threshold

@@ -186,8 +186,9 @@ def finalize_model(model, arch: str, recipe: str, cfg: dict, ds: Dataset, split:
                for name, m in (("val_test", ~cal), ("val_cal", cal), ("val_all", every))}
     log(f"metrics {json.dumps(metrics)}")
 
-    model.predict(np.zeros((1,) + tuple(model.input.shape[1:]), np.float32), verbose=0)
-    model.export(str(out / "model_fp32.onnx"), format="onnx", verbose=False)
+    from inference.architectures import export_onnx
+
+    export_onnx(model, out / "model_fp32.onnx")
     shipped = [w.astype(np.float16) if w.dtype == np.float32 else w for w in model.get_weights()]
     np.savez_compressed(out / "keras_weights_fp16.npz", *shipped)
     meta = _metadata(arch, recipe, cfg, ds, split_info, fit, shipped, temperature, metrics)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from inference.data import load_rgb
-from inference.image_check import ImageCheck
+from inference.image_check import ImageCheck, check_tag
 from inference.predict import Predictor, default_model_name, read_served_version, served_version
 
 from .conftest import make_subset
@@ -124,7 +124,7 @@ def test_served_versions_name_the_model_and_the_shared_check(artifacts):
     for name in ("cnn_lstm_v2", "cnn_lstm", "vgg16"):
         model_version = json.loads((artifacts / name / "metadata.json").read_text())["version"]
         served = read_served_version(artifacts, name)
-        assert served == f"{model_version}-{check.tag}" and len(served) <= 64   # Prediction field, SR's LO
+        assert served == f"{model_version}-{check_tag(check.meta)}" and len(served) <= 64   # Prediction field, SR's LO
     default = default_model_name(artifacts)
     assert Predictor.load(default, artifacts).model_version == read_served_version(artifacts, default)
 
